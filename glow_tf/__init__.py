@@ -1,0 +1,45 @@
+"""glow_tf: Glow (Kingma & Dhariwal, 2018) as TFP bijectors, trained with Keras 3.
+
+Data flow (encode; decode runs it backwards):
+
+    uint8 image [B, H, W, C]
+      -> data.preprocess: quantize to num_bits, scale to [-0.5, 0.5)
+      -> data.dequantize: + u ~ U[0, 1/n_bins)
+      -> flow.MultiScaleFlow:
+           squeeze -> level 0: K x (ActNorm -> 1x1 conv -> coupling) -> split -> eps_0
+           squeeze -> level 1: ...                                  -> split -> eps_1
+           ...        level L-1: K steps -> prior.TopPriorLayer      -> eps_top
+      -> latents eps (N(0, I) under the model) + log|det|
+      -> objectives: bits/dim = -(log N(eps) + log|det| - D log n_bins) / (D log 2)
+
+`GlowModel` wraps it all for `fit` / `encode` / `decode` / `sample`.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+import keras  # noqa: E402
+
+if keras.backend.backend() != "tensorflow":
+    raise ImportError(
+        f"glow_tf needs Keras' TensorFlow backend, but KERAS_BACKEND is {keras.backend.backend()!r}"
+    )
+
+from glow_tf.config import GlowConfig  # noqa: E402
+from glow_tf.data.preprocess import postprocess  # noqa: E402
+from glow_tf.distribution import glow_distribution  # noqa: E402
+from glow_tf.flow import *  # noqa: E402,F401,F403
+from glow_tf.flow import __all__ as _flow_all  # noqa: E402
+from glow_tf.model import Encoding, GlowModel  # noqa: E402
+from glow_tf.prior import TopPriorLayer  # noqa: E402
+
+__all__ = [
+    "Encoding",
+    "GlowConfig",
+    "GlowModel",
+    "TopPriorLayer",
+    "glow_distribution",
+    "postprocess",
+    *_flow_all,
+]

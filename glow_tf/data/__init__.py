@@ -1,0 +1,14 @@
+"""Data: image sources (tf.data) and the image <-> flow-input transforms."""
+
+from glow_tf.data.dequantize import check_noise, uniform_noise
+from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize, to_flow_input
+
+__all__ = [
+    "check_images",
+    "check_labels",
+    "check_noise",
+    "postprocess",
+    "quantize",
+    "to_flow_input",
+    "uniform_noise",
+]

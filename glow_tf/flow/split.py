@@ -1,0 +1,71 @@
+"""Split: standardise half of the channels under a prior conditioned on the rest."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import keras
+import tensorflow as tf
+
+from glow_tf.flow.base import FlowLayer, GlowBijector
+from glow_tf.flow.standardize import Standardize
+from glow_tf.nn.conv import ZeroConv2D
+
+__all__ = ["Split", "SplitLayer"]
+
+
+class Split(GlowBijector):
+    """Conditional Gaussian standardisation of the second half of the channels.
+
+    On an event [H, W, C] split as z = [z1, z2] along channels, with a network
+    h = NN(z1) of C output channels read interleaved (OpenAI's `split2d`):
+
+        mean = h[..., 0::2],  log_scale = h[..., 1::2]
+        forward:  y1 = z1,  y2 = eps = (z2 - mean) * exp(-log_scale)
+        inverse:  z1 = y1,  z2 = mean + exp(log_scale) * eps
+        log|det dy/dz| = -sum(log_scale)
+
+    A multi-scale flow factors out y2 as this level's latent eps; the log-det
+    plus log N(eps; 0, 1) is the split prior's log p(z2 | z1).
+    """
+
+    def __init__(self, network: Callable, validate_args=False, name="split"):
+        parameters = dict(locals())
+        self.network = network
+        super().__init__(validate_args=validate_args, parameters=parameters, name=name)
+
+    def _halves(self, z):
+        channels = z.shape[-1]
+        if channels is None or channels % 2:
+            raise ValueError(f"{self.name} needs an even channel count, got shape {z.shape}")
+        return z[..., : channels // 2], z[..., channels // 2 :]
+
+    def standardize(self, z1) -> Standardize:
+        """The Gaussian of z2 given z1, as a bijector z2 -> eps."""
+        h = tf.cast(self.network(z1), z1.dtype)
+        return Standardize(h[..., 0::2], h[..., 1::2])
+
+    def _forward_and_log_det(self, z):
+        z1, z2 = self._halves(z)
+        eps, log_det = self.standardize(z1).forward_and_log_det(z2)
+        return tf.concat([z1, eps], axis=-1), log_det
+
+    def _inverse_and_log_det(self, y):
+        z1, eps = self._halves(y)
+        z2, log_det = self.standardize(z1).inverse_and_log_det(eps)
+        return tf.concat([z1, z2], axis=-1), log_det
+
+
+@keras.saving.register_keras_serializable(package="glow_tf")
+class SplitLayer(FlowLayer):
+    """Owns the split prior's zero-initialised 3x3 conv (OpenAI's `pool{i}/conv`)."""
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        if channels is None or channels % 2:
+            raise ValueError(f"a split needs an even channel count, got {channels}")
+        self.prior_network = ZeroConv2D(channels, 3, dtype=self.dtype_policy, name="prior_network")
+        self.prior_network.build(tuple(input_shape[:-1]) + (channels // 2,))
+
+    def bijector(self) -> Split:
+        return Split(self.prior_network)

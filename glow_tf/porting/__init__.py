@@ -1,0 +1,1 @@
+"""Porting OpenAI Glow weights into GlowModel."""
