@@ -1,0 +1,107 @@
+"""Shared fixtures: tiny configs, built models, the OpenAI reference data."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np
+import pytest
+
+import glow_tf
+from glow_tf import GlowConfig, GlowModel
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+OPENAI_REFERENCE = FIXTURES / "openai_reference"
+REPO_ROOT = pathlib.Path(__file__).parent.parent
+
+
+def openai_config(ref_dir: pathlib.Path) -> GlowConfig:
+    """The GlowConfig of a reference folder's official `hps.json`."""
+    hps = json.loads((ref_dir / "hps.json").read_text())
+    return GlowConfig(
+        image_shape=(hps["image_size"], hps["image_size"], 3),
+        num_levels=hps["n_levels"],
+        num_steps=hps["depth"],
+        hidden_channels=hps["width"],
+        coupling=["additive", "affine"][hps["flow_coupling"]],
+        permutation=["reverse", "shuffle", "conv1x1"][hps["flow_permutation"]],
+        lu_decomposed=hps["use_lu"],
+        num_bits=hps["n_bits_x"],
+        learn_top=hps["learntop"],
+        num_classes=hps["n_y"] if hps["ycond"] else 0,
+        weight_y=hps["weight_y"] if hps["ycond"] else 0.0,
+    )
+
+
+class Reference:
+    """One OpenAI reference folder, loaded lazily."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.dir = OPENAI_REFERENCE / name
+        self.config = openai_config(self.dir)
+
+    def npz(self, name: str) -> dict:
+        with np.load(self.dir / name) as data:
+            return {key: data[key] for key in data.files}
+
+    def npy(self, name: str) -> np.ndarray:
+        return np.load(self.dir / name)
+
+    def labels(self, name: str = "y_ref.npy"):
+        return self.npy(name) if self.config.conditional else None
+
+
+@pytest.fixture(scope="session", params=["ref_A", "ref_B"])
+def reference(request) -> Reference:
+    return Reference(request.param)
+
+
+@pytest.fixture(scope="session")
+def reference_model(reference):
+    """A GlowModel holding the reference's trained official weights."""
+    from glow_tf.porting.openai_names import load_openai_weights
+
+    model = GlowModel(reference.config)
+    load_openai_weights(model, reference.npz("vars_trained.npz"))
+    return model
+
+
+def tiny_images(batch: int, shape=(8, 8, 1), seed: int = 0) -> np.ndarray:
+    """Smooth random uint8 images (blobs), so a flow has structure to learn."""
+    rng = np.random.default_rng(seed)
+    height, width, channels = shape
+    yy, xx = np.mgrid[0:height, 0:width]
+    images = np.zeros((batch, height, width, channels), np.float32)
+    for b in range(batch):
+        for c in range(channels):
+            cy, cx = rng.uniform(0, height), rng.uniform(0, width)
+            sigma = rng.uniform(1.0, 3.0)
+            images[b, :, :, c] = 255 * np.exp(-((yy - cy) ** 2 + (xx - cx) ** 2) / (2 * sigma**2))
+    return np.clip(images + rng.normal(0, 8, images.shape), 0, 255).astype(np.uint8)
+
+
+TINY = GlowConfig(
+    image_shape=(8, 8, 1), num_levels=2, num_steps=2, hidden_channels=8, num_bits=5, seed=1
+)
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> GlowConfig:
+    return TINY
+
+
+@pytest.fixture(scope="session")
+def tiny_model() -> GlowModel:
+    """An initialised tiny unconditional model; tests must not train it."""
+    model = GlowModel(TINY)
+    model.initialize(tiny_images(32, TINY.image_shape))
+    return model
+
+
+__all__ = ["Reference", "openai_config", "tiny_images", "TINY", "OPENAI_REFERENCE", "REPO_ROOT", "glow_tf"]
