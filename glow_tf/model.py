@@ -79,21 +79,25 @@ class GlowModel(keras.Model):
             hidden_channels=config.hidden_channels,
             network_dtype=_NETWORK_POLICIES[config.network_dtype],
         )
+        policy = self.dtype_policy
         self.levels = [
             LevelLayer(
                 config.num_steps,
                 split=i < config.num_levels - 1,
                 step_config=step_config,
                 seed=config.seed + 10_000 * i,
+                dtype=policy,
                 name=f"level_{i}",
             )
             for i in range(config.num_levels)
         ]
         self.top_prior = TopPriorLayer(
-            config.top_shape, config.learn_top, config.num_classes, name="top_prior"
+            config.top_shape, config.learn_top, config.num_classes, dtype=policy, name="top_prior"
         )
         self.classifier = (
-            LinearZeros(config.num_classes, name="classifier") if config.weight_y > 0 else None
+            LinearZeros(config.num_classes, dtype=policy, name="classifier")
+            if config.weight_y > 0
+            else None
         )
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
@@ -125,7 +129,8 @@ class GlowModel(keras.Model):
     def from_config(cls, config):
         config = dict(config)
         glow_config = config.pop("config")
-        return cls(glow_config, **{k: v for k, v in config.items() if k in ("name", "trainable")})
+        kwargs = {k: v for k, v in config.items() if k in ("name", "trainable", "dtype")}
+        return cls(glow_config, **kwargs)
 
     # ------------------------------------------------------------ bijectors
 

@@ -53,7 +53,8 @@ class TopPriorLayer(keras.layers.Layer):
             self.class_embedding.build((None, self.num_classes))
 
     def gaussian(self, y=None) -> tuple[tf.Tensor, tf.Tensor]:
-        """(mean, log_scale), each [1 or B, h, w, c]."""
+        """(mean, log_scale), each [1 or B, h, w, c], for labels y of shape
+        [B] or [] (one class for every example)."""
         height, width, channels = self.top_shape
         params = tf.zeros([1, height, width, 2 * channels], self.compute_dtype)
         if self.learned is not None:
@@ -61,7 +62,8 @@ class TopPriorLayer(keras.layers.Layer):
         if self.class_embedding is not None:
             if y is None:
                 raise ValueError("this class-conditional prior needs labels y")
-            one_hot = tf.one_hot(tf.cast(y, tf.int32), self.num_classes, dtype=self.compute_dtype)
+            y = tf.reshape(tf.cast(y, tf.int32), [-1])
+            one_hot = tf.one_hot(y, self.num_classes, dtype=self.compute_dtype)
             params += self.class_embedding(one_hot)[:, tf.newaxis, tf.newaxis, :]
         elif y is not None:
             raise ValueError("labels y were passed to an unconditional prior (num_classes=0)")
