@@ -1,5 +1,7 @@
 """GlowConfig: validation with clear messages, derived shapes, round trip."""
 
+import dataclasses
+
 import pytest
 
 from glow_tf import GlowConfig
@@ -47,5 +49,5 @@ def test_unknown_field_is_rejected():
 
 def test_frozen():
     config = GlowConfig()
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         config.num_levels = 2

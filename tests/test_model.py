@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import GlowConfig, GlowModel
+from glow_tf import GlowModel
 from tests.conftest import REPO_ROOT, TINY, tiny_images
 
 CONDITIONAL = TINY.replace(num_classes=3, weight_y=0.1, coupling="additive", lu_decomposed=True)

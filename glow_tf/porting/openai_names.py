@@ -27,7 +27,7 @@ which is bit-identical to the official forward pass's `logs * 3`.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
