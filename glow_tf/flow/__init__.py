@@ -2,7 +2,12 @@
 
 from glow_tf.flow.act_norm import ActNorm, ActNormLayer, data_dependent_init
 from glow_tf.flow.base import FlowLayer, GlowBijector
-from glow_tf.flow.conv1x1 import Conv1x1Layer, Conv1x1LULayer, InvertibleConv1x1
+from glow_tf.flow.conv1x1 import (
+    Conv1x1Layer,
+    Conv1x1LULayer,
+    InvertibleConv1x1,
+    precomputed_inverses,
+)
 from glow_tf.flow.coupling import AdditiveCoupling, AffineCoupling, CouplingLayer
 from glow_tf.flow.multiscale import LevelLayer, MultiScaleFlow, flatten_latents, unflatten_latents
 from glow_tf.flow.permutation import ChannelPermutation, ReverseLayer, ShuffleLayer
@@ -37,6 +42,7 @@ __all__ = [
     "Standardize",
     "data_dependent_init",
     "flatten_latents",
+    "precomputed_inverses",
     "squeeze2d",
     "unflatten_latents",
     "unsqueeze2d",

@@ -2,13 +2,60 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Callable
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from glow_tf.flow.base import FlowLayer, GlowBijector, constant_log_det
 
-__all__ = ["InvertibleConv1x1", "Conv1x1Layer", "Conv1x1LULayer", "random_rotation"]
+__all__ = [
+    "InvertibleConv1x1",
+    "Conv1x1Layer",
+    "Conv1x1LULayer",
+    "precomputed_inverses",
+    "random_rotation",
+]
+
+_PRECOMPUTE_STATE = threading.local()
+
+
+@contextlib.contextmanager
+def precomputed_inverses():
+    """Within this context, the 1x1-conv layers' `bijector()` evaluates W, W^-1
+    and log|det W| once, eagerly, from the weights' current values.
+
+    Inside a `tf.function` being traced (`tf.init_scope`) they enter the graph
+    as constants, so the graph holds no MatrixInverse / LogMatrixDeterminant
+    op: what export for serving (SavedModel, ONNX) needs. The values are the
+    ones the layers compute at call time, bit for bit; they are snapshots, so
+    trace again after the weights change.
+    """
+    previous = getattr(_PRECOMPUTE_STATE, "active", False)
+    _PRECOMPUTE_STATE.active = True
+    try:
+        yield
+    finally:
+        _PRECOMPUTE_STATE.active = previous
+
+
+def _precomputed_if_active(build: Callable[[], InvertibleConv1x1]) -> InvertibleConv1x1:
+    if not getattr(_PRECOMPUTE_STATE, "active", False):
+        return build()
+    with tf.init_scope():
+        if not tf.executing_eagerly():
+            raise RuntimeError("precomputed_inverses() needs eager execution (TF2 behaviour)")
+        bijector = build()
+        values = (bijector.kernel, bijector.inverse_kernel, bijector.log_abs_det)
+        values = [tf.convert_to_tensor(value).numpy() for value in values]
+    # tf.constant: Const nodes in a traced graph, rather than captured eager tensors.
+    kernel, inverse_kernel, log_abs_det = (tf.constant(value) for value in values)
+    return InvertibleConv1x1(
+        kernel, inverse_kernel=inverse_kernel, log_abs_det=log_abs_det, name=bijector.name
+    )
 
 
 class InvertibleConv1x1(GlowBijector):
@@ -107,7 +154,7 @@ class Conv1x1Layer(FlowLayer):
         )
 
     def bijector(self) -> InvertibleConv1x1:
-        return InvertibleConv1x1(tf.convert_to_tensor(self.kernel))
+        return _precomputed_if_active(lambda: InvertibleConv1x1(tf.convert_to_tensor(self.kernel)))
 
     def get_config(self):
         return {**super().get_config(), "seed": self.seed}
@@ -162,6 +209,9 @@ class Conv1x1LULayer(FlowLayer):
         return permutation, lower, upper
 
     def bijector(self) -> InvertibleConv1x1:
+        return _precomputed_if_active(self._assemble_bijector)
+
+    def _assemble_bijector(self) -> InvertibleConv1x1:
         permutation, lower, upper = self.factors64()
         kernel = permutation @ (lower @ upper)
         inverse_kernel = tf.linalg.inv(upper) @ (

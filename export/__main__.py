@@ -1,0 +1,114 @@
+"""python -m export --model model.keras --out DIR: export a GlowModel for serving.
+
+    python -m export --model model.keras --out exports [--name glow] [--version N]
+        [--formats saved_model,onnx] [--batch-size none|K] [--max-samples 256]
+        [--opset 17] [--overwrite]
+
+writes exports/<name>/<version>/ (see export/README.md) and prints what it
+wrote. Exit status 0 on success, 2 for bad arguments or input (a missing or
+non-glow_tf model file, an existing version without --overwrite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pathlib
+import sys
+
+__all__ = ["main"]
+
+
+def _batch_size(text: str) -> int | None:
+    if text.lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected 'none' or a positive int, got {text!r}"
+        ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"batch size must be >= 1, got {value}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive int, got {value}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m export",
+        description="Export a glow_tf GlowModel (.keras) as a TF Serving SavedModel and ONNX "
+        "decoder/encoder, in TF Serving's layout OUT/<name>/<version>/.",
+    )
+    parser.add_argument("--model", type=pathlib.Path, required=True, help="GlowModel .keras file")
+    parser.add_argument("--out", type=pathlib.Path, required=True, help="export root directory")
+    parser.add_argument("--name", default="glow", help="served model name (default: glow)")
+    parser.add_argument(
+        "--version", type=_positive_int, help="version number (default: highest existing + 1)"
+    )
+    parser.add_argument(
+        "--formats", default="saved_model,onnx", help="saved_model, onnx or both (comma separated)"
+    )
+    parser.add_argument(
+        "--batch-size",
+        type=_batch_size,
+        default=None,
+        help="'none' (default) for a dynamic batch dimension, or a fixed batch size K",
+    )
+    parser.add_argument(
+        "--max-samples",
+        type=_positive_int,
+        default=None,
+        help="largest num_samples the sample signature accepts (default: 256)",
+    )
+    parser.add_argument("--opset", type=int, default=None, help="ONNX opset, >= 17 (default 17)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace an existing version directory"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from export.exporter import export_model, parse_formats
+    from export.loading import load_glow_model
+    from export.onnx_export import DEFAULT_OPSET
+    from export.serving import DEFAULT_MAX_NUM_SAMPLES
+
+    try:
+        formats = parse_formats(args.formats)
+        model = load_glow_model(args.model)
+        version_dir = export_model(
+            model,
+            args.out,
+            name=args.name,
+            version=args.version,
+            formats=formats,
+            batch_size=args.batch_size,
+            overwrite=args.overwrite,
+            max_num_samples=args.max_samples or DEFAULT_MAX_NUM_SAMPLES,
+            opset=DEFAULT_OPSET if args.opset is None else args.opset,
+            source=str(args.model),
+        )
+    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"exported {args.model} -> {version_dir}")
+    for path in sorted(version_dir.iterdir()):
+        print(f"  {path.name}{'/' if path.is_dir() else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
