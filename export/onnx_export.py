@@ -27,6 +27,7 @@ from glow_tf import precomputed_inverses
 __all__ = [
     "DEFAULT_OPSET",
     "FORBIDDEN_TF_OPS",
+    "check_opset",
     "convert_to_onnx",
     "write_onnx",
     "non_default_domain_ops",
@@ -75,6 +76,13 @@ def non_default_domain_ops(model: onnx.ModelProto) -> list[str]:
     return found
 
 
+def check_opset(opset: int) -> int:
+    """An ONNX opset this export supports: an int >= 17."""
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < 17:
+        raise ValueError(f"opset must be an int >= 17, got {opset!r}")
+    return opset
+
+
 def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """The ONNX model of `served.onnx_functions[name]` ("decoder" or "encoder").
 
@@ -86,9 +94,8 @@ def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -
 
     if name not in ONNX_GRAPHS:
         raise ValueError(f"unknown ONNX graph {name!r}; expected one of {ONNX_GRAPHS}")
-    if not isinstance(opset, int) or opset < 17:
-        raise ValueError(f"opset must be an int >= 17, got {opset!r}")
-    function = served.onnx_functions[name]
+    check_opset(opset)
+    function = served.function(name)
     forbidden = sorted(tf_graph_op_types(function) & FORBIDDEN_TF_OPS)
     if forbidden:
         raise ValueError(f"the {name} graph holds ops ONNX export must not contain: {forbidden}")
@@ -140,5 +147,5 @@ def _signature_line(served: ServedGlow, name: str) -> str:
         return f"{s.dtype.name}{['N' if d is None else d for d in s.shape.as_list()]}"
 
     inputs = ", ".join(f"{k} {spec(s)}" for k, s in served.input_specs[name].items())
-    outputs = served.onnx_functions[name].get_concrete_function().structured_outputs
+    outputs = served.function(name).get_concrete_function().structured_outputs
     return f"{inputs} -> {', '.join(outputs)}"

@@ -191,7 +191,8 @@ class ServedGlow:
 
     def _encoded(self, images, noise, labels) -> dict:
         encoding = self.model.encode(images, y=labels, noise=noise)
-        outputs = {"eps": encoding.flat}
+        flat = tf.reshape(encoding.flat, [self.batch_size or -1, self.config.num_dims])
+        outputs = {"eps": flat}
         outputs.update({f"eps_{i}": eps for i, eps in enumerate(encoding.latents)})
         outputs["bits_per_dim"] = encoding.bits_per_dim
         return outputs

@@ -1,0 +1,85 @@
+"""Models holding the official OpenAI weights (ref_A, ref_B): the exports reproduce the
+official reconstructions and samples."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnxruntime
+import pytest
+
+from export import export_model
+from export.isolation import run_isolated
+from export.verify import pixel_agreement
+
+OFFICIAL_TOLERANCE = 1e-5  # the core layers reproduce the official numerics to ~3e-6
+
+
+@pytest.fixture(scope="session")
+def reference_export(reference, reference_model, tmp_path_factory):
+    """(version_dir, {label: SavedModel response}) of the reference model's export."""
+    version_dir = export_model(reference_model, tmp_path_factory.mktemp(f"{reference.name}_out"))
+    official = reference.npz("ref_encode_decode.npz")
+    samples = reference.npz("ref_samples_t0.7.npz")
+    y = reference.labels()
+
+    def with_labels(inputs, labels):
+        return inputs if labels is None else {**inputs, "labels": labels.astype(np.int32)}
+
+    requests = {
+        "x_rec": ("decode", with_labels({"eps": official["feps"], "temperature": 1.0}, y)),
+        "samples": (
+            "decode",
+            with_labels(
+                {"eps": samples["sample_eps"], "temperature": samples["temperature"]},
+                samples["y"] if reference.config.conditional else None,
+            ),
+        ),
+        "feps": (
+            "encode_with_noise",
+            with_labels(
+                {"images": reference.npy("x_ref.npy"), "noise": reference.npy("noise_ref.npy")}, y
+            ),
+        ),
+    }
+    for _, inputs in requests.values():
+        for name in ("temperature", "noise"):
+            if name in inputs:
+                inputs[name] = np.asarray(inputs[name], np.float32)
+    run = run_isolated(version_dir, list(requests.values()))
+    return version_dir, dict(zip(requests, run.responses, strict=True))
+
+
+def test_exported_decoder_reproduces_the_official_x_rec(reference, reference_export):
+    version_dir, responses = reference_export
+    official = reference.npz("ref_encode_decode.npz")
+    np.testing.assert_array_equal(responses["x_rec"]["images"], official["x_rec"])
+    np.testing.assert_allclose(
+        responses["x_rec"]["continuous"], official["x_rec_cont"], atol=OFFICIAL_TOLERANCE
+    )
+    session = onnxruntime.InferenceSession(str(version_dir / "decoder.onnx"))
+    feed = {"eps": official["feps"], "temperature": np.array(1.0, np.float32)}
+    if reference.config.conditional:
+        feed["labels"] = reference.labels().astype(np.int32)
+    images, continuous = session.run(["images", "continuous"], feed)
+    np.testing.assert_allclose(continuous, official["x_rec_cont"], atol=1e-4)
+    identical, steps = pixel_agreement(images, official["x_rec"], reference.config.num_bits)
+    assert identical >= 0.999 and steps <= 1
+
+
+def test_exported_decoder_reproduces_the_official_samples(reference, reference_export):
+    _, responses = reference_export
+    official = reference.npz("ref_samples_t0.7.npz")
+    identical, steps = pixel_agreement(
+        responses["samples"]["images"], official["x_uint8"], reference.config.num_bits
+    )
+    assert identical >= 0.999 and steps <= 1
+
+
+def test_exported_encoder_reproduces_the_official_feps(reference, reference_export):
+    _, responses = reference_export
+    official = reference.npz("ref_encode_decode.npz")
+    np.testing.assert_allclose(responses["feps"]["eps"], official["feps"], atol=OFFICIAL_TOLERANCE)
+    forward = reference.npz("ref_forward.npz")
+    np.testing.assert_allclose(
+        responses["feps"]["bits_per_dim"], forward["bits_x"], atol=OFFICIAL_TOLERANCE
+    )
