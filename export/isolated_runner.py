@@ -3,10 +3,12 @@
 Run it as a script in an isolated interpreter, which cannot import glow_tf
 from the repository or the working directory:
 
-    python -I export/isolated_runner.py SAVED_MODEL_DIR requests.npz outputs.npz
+    python -I export/isolated_runner.py requests.npz outputs.npz
 
 requests.npz holds "<i>/<signature>/<input>" arrays (numpy dtypes are kept,
-so a wrongly typed input reaches the signature as it is); outputs.npz gets
+so a wrongly typed input reaches the signature as it is), "saved_model_dirs"
+(the SavedModels, each loaded once) and "request_dirs" (request i runs on
+saved_model_dirs[request_dirs[i]]); outputs.npz gets
 "<i>/<output>" arrays, or "<i>/error_type" and "<i>/error_message" for a
 request the SavedModel rejected, plus "process/*" facts about this process.
 This file imports nothing from the project on purpose.
@@ -21,12 +23,12 @@ import sys
 __all__ = ["run_requests", "main"]
 
 
-def run_requests(saved_model_dir: str, requests: dict) -> dict:
+def run_requests(saved_model_dirs: list[str], request_dirs: list[int], requests: dict) -> dict:
     """{"<i>/<signature>/<input>": array} -> {"<i>/<output>" or "<i>/error_*": array}."""
     import numpy as np
     import tensorflow as tf
 
-    loaded = tf.saved_model.load(saved_model_dir)
+    loaded = [tf.saved_model.load(directory) for directory in saved_model_dirs]
     grouped: dict[int, tuple[str, dict]] = {}
     for key, value in requests.items():
         index, signature, name = key.split("/")
@@ -35,7 +37,7 @@ def run_requests(saved_model_dir: str, requests: dict) -> dict:
     for index in sorted(grouped):
         signature, inputs = grouped[index]
         try:
-            result = loaded.signatures[signature](
+            result = loaded[request_dirs[index]].signatures[signature](
                 **{name: tf.constant(value) for name, value in inputs.items()}
             )
         except Exception as error:  # reported back to the caller, which judges it
@@ -48,17 +50,19 @@ def run_requests(saved_model_dir: str, requests: dict) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 3:
+    if len(argv) != 2:
         print(__doc__, file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import numpy as np
     import tensorflow as tf
 
-    saved_model_dir, requests_path, outputs_path = argv
+    requests_path, outputs_path = argv
     with np.load(requests_path) as data:
         requests = {key: data[key] for key in data.files}
-    outputs = run_requests(saved_model_dir, requests)
+    saved_model_dirs = [str(d) for d in requests.pop("saved_model_dirs")]
+    request_dirs = [int(i) for i in requests.pop("request_dirs")]
+    outputs = run_requests(saved_model_dirs, request_dirs, requests)
     outputs["process/glow_tf_importable"] = np.array(
         importlib.util.find_spec("glow_tf") is not None
     )

@@ -37,11 +37,10 @@ class IsolatedRun:
 
 
 def run_isolated(
-    saved_model_dir: str | pathlib.Path,
-    requests: Sequence[tuple[str, Mapping[str, np.ndarray]]],
+    requests: Sequence[tuple[str | pathlib.Path, str, Mapping[str, np.ndarray]]],
     timeout: float = 600,
 ) -> IsolatedRun:
-    """Runs `requests` ((signature, inputs) pairs) on the SavedModel in `python -I`.
+    """Runs `requests`, (SavedModel directory, signature, inputs) triples, in `python -I`.
 
     The child runs in a temporary working directory with an isolated
     interpreter (no PYTHONPATH, no script directory, no user site), so only
@@ -52,17 +51,21 @@ def run_isolated(
     """
     with tempfile.TemporaryDirectory(prefix="glow_export_") as tmp:
         tmp = pathlib.Path(tmp)
+        directories = sorted({str(pathlib.Path(d).resolve()) for d, _, _ in requests})
         arrays = {
             f"{i}/{signature}/{name}": np.asarray(value)
-            for i, (signature, inputs) in enumerate(requests)
+            for i, (_, signature, inputs) in enumerate(requests)
             for name, value in inputs.items()
         }
+        arrays["saved_model_dirs"] = np.array(directories)
+        arrays["request_dirs"] = np.array(
+            [directories.index(str(pathlib.Path(d).resolve())) for d, _, _ in requests], np.int64
+        )
         np.savez(tmp / "requests.npz", **arrays)
         command = [
             sys.executable,
             "-I",
             str(RUNNER),
-            str(pathlib.Path(saved_model_dir).resolve()),
             str(tmp / "requests.npz"),
             str(tmp / "outputs.npz"),
         ]

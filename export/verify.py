@@ -145,7 +145,7 @@ def _saved_model_checks(version_dir, config, ref, tolerances) -> list[Check]:
             ),
         ),
     ]
-    run = run_isolated(version_dir, requests)
+    run = run_isolated([(version_dir, signature, inputs) for signature, inputs in requests])
     checks = [
         Check("saved_model: glow_tf not importable", 0.0, "isolated", not run.glow_tf_importable)
     ]

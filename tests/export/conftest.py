@@ -5,16 +5,20 @@ Two exports cover the model variants between them:
     unconditional   additive coupling, dense 1x1 conv, 8x8x1, 5 bits
     conditional     affine coupling, LU 1x1 conv, 3 classes, 8x8x3, 8 bits
 
-(the OpenAI reference models, affine/unconditional and additive/conditional,
-both dense, are exported in test_openai_reference.py). Every SavedModel request
-a test needs is listed in `requests_for` and run in one `python -I` process
-per export, whose responses the tests then read.
+The conditional one is exported by the command line, in a subprocess. The
+OpenAI reference models (ref_A affine/unconditional, ref_B additive/conditional,
+both dense) are exported too. Every SavedModel request of the tests, on all
+four exports, is listed here and answered by one `python -I` process
+(`isolated_responses`), whose responses the tests then read.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import os
 import pathlib
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -22,7 +26,8 @@ import pytest
 from export import export_model
 from export.isolation import IsolatedRun, run_isolated
 from glow_tf import GlowConfig, GlowModel
-from tests.conftest import tiny_images
+from glow_tf.porting.openai_names import load_openai_weights
+from tests.conftest import REPO_ROOT, Reference, tiny_images
 
 CONFIGS = {
     "unconditional": GlowConfig(
@@ -48,6 +53,7 @@ CONFIGS = {
         seed=4,
     ),
 }
+REFERENCES = ("ref_A", "ref_B")
 MAX_NUM_SAMPLES = 100
 BATCH_SIZES = (1, 3, 64)
 TEMPERATURE = np.float32(0.7)
@@ -63,6 +69,7 @@ class Exported:
     out: pathlib.Path
     version_dir: pathlib.Path
     inputs: dict  # batch size -> {"eps", "images", "noise", "labels"}
+    cli_output: subprocess.CompletedProcess | None = None  # if exported by `python -m export`
 
     @property
     def config(self) -> GlowConfig:
@@ -101,6 +108,8 @@ def split_levels(flat: np.ndarray, config: GlowConfig) -> dict:
 
 
 def _export(name: str, root: pathlib.Path) -> Exported:
+    """Builds, initialises and saves a tiny model and exports it; the conditional one
+    through the command line (`python -m export`) in a subprocess, as a user would."""
     config = CONFIGS[name]
     model = GlowModel(config)
     images = tiny_images(32, config.image_shape, seed=11)
@@ -108,18 +117,41 @@ def _export(name: str, root: pathlib.Path) -> Exported:
     keras_path = root / "model.keras"
     model.save(keras_path)
     out = root / "out"
-    version_dir = export_model(model, out, name=name, max_num_samples=MAX_NUM_SAMPLES)
+    cli_output = None
+    if name == "conditional":
+        command = [sys.executable, "-m", "export", "--model", str(keras_path), "--out", str(out)]
+        command += ["--name", name, "--max-samples", str(MAX_NUM_SAMPLES)]
+        env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
+        cli_output = subprocess.run(
+            command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600
+        )
+        assert cli_output.returncode == 0, cli_output.stderr[-3000:]
+        version_dir = out / name / "1"
+    else:
+        version_dir = export_model(model, out, name=name, max_num_samples=MAX_NUM_SAMPLES)
     inputs = {batch: make_inputs(config, batch, seed=batch) for batch in BATCH_SIZES}
-    return Exported(name, model, keras_path, out, version_dir, inputs)
+    return Exported(name, model, keras_path, out, version_dir, inputs, cli_output)
+
+
+def _export_reference(name: str, root: pathlib.Path) -> tuple[Reference, GlowModel, pathlib.Path]:
+    """A model holding the official ref_A / ref_B weights, exported."""
+    reference = Reference(name)
+    model = GlowModel(reference.config)
+    load_openai_weights(model, reference.npz("vars_trained.npz"))
+    return reference, model, export_model(model, root)
 
 
 @pytest.fixture(scope="session")
 def export_cache(tmp_path_factory) -> dict:
-    """name -> Exported, each built on first use."""
+    """name -> Exported (or, for "ref_A" / "ref_B", (Reference, model, version_dir)),
+    each built on first use."""
 
     class Cache(dict):
         def __missing__(self, name):
-            self[name] = _export(name, tmp_path_factory.mktemp(f"export_{name}"))
+            root = tmp_path_factory.mktemp(f"export_{name}")
+            self[name] = (
+                _export_reference(name, root) if name in REFERENCES else _export(name, root)
+            )
             return self[name]
 
     return Cache()
@@ -232,9 +264,49 @@ def bad_requests(exported: Exported) -> dict[str, tuple[str, dict]]:
     return requests
 
 
+def reference_requests(reference: Reference) -> dict[str, tuple[str, dict]]:
+    """The official feps -> x_rec, the T=0.7 samples, and x_ref + noise -> feps."""
+    official = reference.npz("ref_encode_decode.npz")
+    samples = reference.npz("ref_samples_t0.7.npz")
+    y = reference.labels()
+
+    def with_labels(inputs, labels):
+        return inputs if labels is None else {**inputs, "labels": labels.astype(np.int32)}
+
+    one, t_samples = np.float32(1), np.float32(samples["temperature"])
+    y_samples = samples["y"] if reference.config.conditional else None
+    x_ref, noise = reference.npy("x_ref.npy"), reference.npy("noise_ref.npy").astype(np.float32)
+    return {
+        "x_rec": ("decode", with_labels({"eps": official["feps"], "temperature": one}, y)),
+        "samples": (
+            "decode",
+            with_labels({"eps": samples["sample_eps"], "temperature": t_samples}, y_samples),
+        ),
+        "feps": ("encode_with_noise", with_labels({"images": x_ref, "noise": noise}, y)),
+    }
+
+
 @pytest.fixture(scope="session")
-def isolated(exported) -> tuple[IsolatedRun, dict]:
-    """(the run, {label: response}) of every request, in one `python -I` process."""
-    requests = requests_for(exported)
-    run = run_isolated(exported.version_dir, list(requests.values()))
-    return run, dict(zip(requests, run.responses, strict=True))
+def isolated_responses(export_cache) -> dict[str, tuple[IsolatedRun, dict]]:
+    """export name -> (the run, {label: response}): every SavedModel request of these
+    tests, on every export, answered by one `python -I` process."""
+    labelled = []
+    for name in sorted(CONFIGS):
+        exported = export_cache[name]
+        for label, (signature, inputs) in requests_for(exported).items():
+            labelled.append((name, label, (exported.version_dir, signature, inputs)))
+    for name in REFERENCES:
+        reference, _, version_dir = export_cache[name]
+        for label, (signature, inputs) in reference_requests(reference).items():
+            labelled.append((name, label, (version_dir, signature, inputs)))
+    run = run_isolated([request for _, _, request in labelled])
+    responses = {name: {} for name in [*CONFIGS, *REFERENCES]}
+    for (name, label, _), response in zip(labelled, run.responses, strict=True):
+        responses[name][label] = response
+    return {name: (run, by_label) for name, by_label in responses.items()}
+
+
+@pytest.fixture(scope="session")
+def isolated(exported, isolated_responses) -> tuple[IsolatedRun, dict]:
+    """(the run, {label: response}) of the requests on `exported`."""
+    return isolated_responses[exported.name]

@@ -119,29 +119,33 @@ def _snapshot(directory):
 def test_versions_are_never_overwritten_without_overwrite(
     unconditional_exported, tmp_path, monkeypatch
 ):
-    model = unconditional_exported.model
-    first = export_model(model, tmp_path, name="glow", formats="onnx")
-    second = export_model(model, tmp_path, name="glow", formats="onnx", max_num_samples=9)
-    assert (first.name, second.name) == ("1", "2")  # the next free version by default
-    before = _snapshot(second)
-    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
-        export_model(model, tmp_path, name="glow", version=2, formats="onnx")
+    def write_stub(served, directory, opset):  # the layout logic, without converting
+        (directory / "decoder.onnx").write_bytes(b"decoder %d" % served.max_num_samples)
+        return {"decoder": directory / "decoder.onnx"}
 
     def fail_halfway(served, directory, opset):
         (directory / "decoder.onnx").write_bytes(b"half a file")
         raise OSError("disk full")
 
-    # an export failing halfway with overwrite=True leaves the old version as it was
-    with monkeypatch.context() as patch:
-        patch.setattr("export.exporter.write_onnx", fail_halfway)
-        with pytest.raises(OSError, match="disk full"):
-            export_model(model, tmp_path, version=2, formats="onnx", overwrite=True)
-    assert _snapshot(second) == before
+    def export(**kwargs):
+        return export_model(unconditional_exported.model, tmp_path, formats="onnx", **kwargs)
+
+    monkeypatch.setattr("export.exporter.write_onnx", write_stub)
+    first, second = export(), export(max_num_samples=9)
+    assert (first.name, second.name) == ("1", "2")  # the next free version by default
+    before = _snapshot(second)
+    with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
+        export(version=2)
+    monkeypatch.setattr("export.exporter.write_onnx", fail_halfway)
+    with pytest.raises(OSError, match="disk full"):
+        export(version=2, overwrite=True)
+    assert _snapshot(second) == before  # a failed export leaves the old version as it was
     assert sorted(p.name for p in (tmp_path / "glow").iterdir()) == ["1", "2"]
-    replaced = export_model(model, tmp_path, version=2, formats="onnx", overwrite=True)
-    assert replaced == second
+    monkeypatch.setattr("export.exporter.write_onnx", write_stub)
+    assert export(version=2, overwrite=True) == second
     metadata = json.loads((second / METADATA_FILE).read_text())
     assert metadata["max_num_samples"] == 256 and metadata["version"] == 2
+    assert (second / "decoder.onnx").read_bytes() == b"decoder 256"
     assert sorted(p.name for p in (tmp_path / "glow").iterdir()) == ["1", "2"]
 
 

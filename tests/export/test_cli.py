@@ -3,33 +3,24 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from export.layout import METADATA_FILE
 from export.verify import main as verify_main
 from glow_tf import GlowModel
-from tests.conftest import REPO_ROOT, tiny_images
+from tests.conftest import tiny_images
+from tests.export.conftest import MAX_NUM_SAMPLES
 
 
-def test_cli_exports_in_tf_serving_layout_and_verify_passes(conditional_exported, tmp_path, capsys):
-    exported = conditional_exported
-    out = tmp_path / "exports"
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    command = [sys.executable, "-m", "export", "--model", str(exported.keras_path)]
-    command += ["--out", str(out), "--name", "digits", "--max-samples", "64"]
-    process = subprocess.run(
-        command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600
-    )
-    assert process.returncode == 0, process.stderr[-3000:]
-    version_dir = out / "digits" / "1"
-    assert f"-> {version_dir}" in process.stdout
+def test_cli_exports_in_tf_serving_layout_and_verify_passes(conditional_exported, capsys):
+    exported = conditional_exported  # written by `python -m export` (see conftest.py)
+    assert exported.cli_output.returncode == 0
+    version_dir = exported.out / "conditional" / "1"
+    assert f"-> {version_dir}" in exported.cli_output.stdout
     files = {p.name for p in version_dir.iterdir()}
     assert {"saved_model.pb", "variables", "decoder.onnx", "encoder.onnx", METADATA_FILE} <= files
     metadata = json.loads((version_dir / METADATA_FILE).read_text())
     assert metadata["glow_config"] == exported.config.to_dict()
-    assert metadata["max_num_samples"] == 64 and metadata["batch_size"] is None
+    assert metadata["max_num_samples"] == MAX_NUM_SAMPLES and metadata["batch_size"] is None
     assert metadata["source"] == str(exported.keras_path)
     assert set(metadata["saved_model"]["signatures"]["sample"]["inputs"]) == {
         "num_samples",
@@ -38,7 +29,7 @@ def test_cli_exports_in_tf_serving_layout_and_verify_passes(conditional_exported
         "labels",
     }
 
-    code = verify_main([str(out), "--model", str(exported.keras_path), "--batch", "8"])
+    code = verify_main([str(exported.out), "--model", str(exported.keras_path), "--batch", "8"])
     printed = capsys.readouterr().out
     assert code == 0, printed
     assert "saved_model decode continuous" in printed and "onnx decoder continuous" in printed

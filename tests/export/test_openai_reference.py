@@ -7,46 +7,16 @@ import numpy as np
 import onnxruntime
 import pytest
 
-from export import export_model
-from export.isolation import run_isolated
 from export.verify import pixel_agreement
 
 OFFICIAL_TOLERANCE = 1e-5  # the core layers reproduce the official numerics to ~3e-6
 
 
 @pytest.fixture(scope="session")
-def reference_export(reference, reference_model, tmp_path_factory):
+def reference_export(reference, export_cache, isolated_responses):
     """(version_dir, {label: SavedModel response}) of the reference model's export."""
-    version_dir = export_model(reference_model, tmp_path_factory.mktemp(f"{reference.name}_out"))
-    official = reference.npz("ref_encode_decode.npz")
-    samples = reference.npz("ref_samples_t0.7.npz")
-    y = reference.labels()
-
-    def with_labels(inputs, labels):
-        return inputs if labels is None else {**inputs, "labels": labels.astype(np.int32)}
-
-    requests = {
-        "x_rec": ("decode", with_labels({"eps": official["feps"], "temperature": 1.0}, y)),
-        "samples": (
-            "decode",
-            with_labels(
-                {"eps": samples["sample_eps"], "temperature": samples["temperature"]},
-                samples["y"] if reference.config.conditional else None,
-            ),
-        ),
-        "feps": (
-            "encode_with_noise",
-            with_labels(
-                {"images": reference.npy("x_ref.npy"), "noise": reference.npy("noise_ref.npy")}, y
-            ),
-        ),
-    }
-    for _, inputs in requests.values():
-        for name in ("temperature", "noise"):
-            if name in inputs:
-                inputs[name] = np.asarray(inputs[name], np.float32)
-    run = run_isolated(version_dir, list(requests.values()))
-    return version_dir, dict(zip(requests, run.responses, strict=True))
+    _, _, version_dir = export_cache[reference.name]
+    return version_dir, isolated_responses[reference.name][1]
 
 
 def test_exported_decoder_reproduces_the_official_x_rec(reference, reference_export):
