@@ -3,7 +3,7 @@
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.flow import Conv1x1Layer, Conv1x1LULayer, InvertibleConv1x1
+from glow_tf.flow import Conv1x1Layer, Conv1x1LULayer, InvertibleConv1x1, precomputed_inverses
 from glow_tf.flow.conv1x1 import _lu, random_rotation
 
 
@@ -41,3 +41,28 @@ def test_log_det_is_computed_in_float64():
     np.testing.assert_allclose(log_det, 64 * np.log(1e-2), rtol=1e-5)
     assert np.isfinite(log_det)
     assert tf.linalg.det(tf.constant(kernel)).numpy() == 0.0
+
+
+def _inverse_and_forward_graph(layer):
+    def both(x):
+        bijector = layer.bijector()
+        return bijector.inverse_and_log_det(x), bijector.forward_and_log_det(x)
+
+    return tf.function(both).get_concrete_function(tf.TensorSpec([None, 2, 2, 6], tf.float32))
+
+
+def test_precomputed_inverses_enter_traced_graphs_as_the_same_constants():
+    linear_algebra = {"MatrixInverse", "LogMatrixDeterminant", "MatrixTriangularSolve"}
+    x = np.random.default_rng(4).standard_normal((3, 2, 2, 6)).astype(np.float32)
+    for layer in (Conv1x1Layer(seed=2), Conv1x1LULayer(seed=2)):
+        layer.build((None, 2, 2, 6))
+        bijector = layer.bijector()
+        expected = [bijector.inverse_and_log_det(x), bijector.forward_and_log_det(x)]
+        with precomputed_inverses():
+            frozen = _inverse_and_forward_graph(layer)
+        assert not {op.type for op in frozen.graph.get_operations()} & linear_algebra
+        for (value, log_det), (want, want_log_det) in zip(frozen(x), expected, strict=True):
+            np.testing.assert_array_equal(value, want)
+            np.testing.assert_array_equal(log_det, want_log_det)
+        live = _inverse_and_forward_graph(layer)  # the context has ended
+        assert {op.type for op in live.graph.get_operations()} & linear_algebra
