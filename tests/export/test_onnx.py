@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -80,3 +82,14 @@ def test_inputs_and_outputs_are_named_with_a_batch_axis(exported):
     decoder_inputs = {i.name: i for i in _session(exported, "decoder").get_inputs()}
     assert decoder_inputs["eps"].shape == ["batch", config.num_dims]
     assert decoder_inputs["temperature"].shape == []
+
+
+def test_the_readme_onnxruntime_example_runs(unconditional_exported, capsys):
+    readme = (pathlib.Path(__file__).parents[2] / "export" / "README.md").read_text()
+    example = readme.split("<!-- onnxruntime-example -->")[1].split("```python")[1]
+    example = example.split("```")[0]
+    assert len(example.strip().splitlines()) <= 10
+    code = example.replace('"exports/glow/1"', repr(str(unconditional_exported.version_dir)))
+    exec(compile(code, "README.md", "exec"), {})
+    image_shape = unconditional_exported.config.image_shape
+    assert capsys.readouterr().out.strip() == f"(16, {', '.join(map(str, image_shape))}) uint8"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import pathlib
 import subprocess
 import sys
 
@@ -13,6 +15,7 @@ from tensorflow.core.protobuf import saved_model_pb2
 from glow_tf import postprocess
 from tests.export.conftest import BATCH_SIZES, TEMPERATURE, split_levels
 
+EXAMPLES = pathlib.Path(__file__).parents[2] / "export" / "examples"
 CONTINUOUS_TOLERANCE = 1e-5
 LINEAR_ALGEBRA_OPS = {
     "MatrixInverse",
@@ -176,3 +179,17 @@ def test_saved_model_cli_show_and_run(conditional_exported, tmp_path):
     assert ran.returncode == 0, ran.stderr
     expected = exported.model.sample(3, 0.7, seed=7, y=labels)
     np.testing.assert_array_equal(np.load(tmp_path / "out" / "images.npy"), expected)
+
+
+@pytest.mark.parametrize("request_file", ["sample_request.json", "conditional_sample_request.json"])
+def test_the_readme_request_files_run(exported, request_file):
+    request = json.loads((EXAMPLES / request_file).read_text())
+    if ("labels" in request["inputs"]) != exported.config.conditional:
+        return  # each file is meant for one kind of model
+    signature = tf.saved_model.load(str(exported.version_dir)).signatures[request["signature_name"]]
+    specs = signature.structured_input_signature[1]
+    # as TF Serving's REST API does: JSON values become tensors of the inputs' dtypes
+    inputs = {k: tf.constant(v, dtype=specs[k].dtype) for k, v in request["inputs"].items()}
+    images = signature(**inputs)["images"]
+    labels = request["inputs"].get("labels")
+    np.testing.assert_array_equal(images, exported.model.sample(4, 0.7, seed=42, y=labels))
