@@ -21,7 +21,7 @@ import onnx
 import tensorflow as tf
 
 from export.layout import METADATA_FILE, staged_version_dir
-from export.onnx_export import DEFAULT_OPSET, check_opset, write_onnx
+from export.onnx_export import DEFAULT_OPSET, check_onnx_export, write_onnx
 from export.saved_model import DEFAULT_SIGNATURE, write_saved_model
 from export.serving import DEFAULT_MAX_NUM_SAMPLES, ONNX_GRAPHS, SIGNATURES, ServedGlow
 from glow_tf import GlowModel
@@ -76,7 +76,7 @@ def export_model(
     """
     formats = parse_formats(formats)
     if "onnx" in formats:
-        check_opset(opset)
+        check_onnx_export(model.glow_config, opset)
     served = ServedGlow(model, max_num_samples=max_num_samples, batch_size=batch_size)
     with staged_version_dir(pathlib.Path(out), name, version, overwrite) as (staging, version):
         files = []

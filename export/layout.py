@@ -92,8 +92,15 @@ def staged_version_dir(
         if final.exists():
             retired = pathlib.Path(tempfile.mkdtemp(prefix=f".replaced-{version}-", dir=model_dir))
             final.rename(retired / "old")
-            staging.rename(final)
-            shutil.rmtree(retired)
+            try:
+                staging.rename(final)
+            except BaseException:
+                (retired / "old").rename(final)  # put the old version back
+                raise
+            finally:
+                if not (retired / "old").exists():
+                    shutil.rmtree(retired)
+            shutil.rmtree(retired, ignore_errors=True)
         else:
             staging.rename(final)
     finally:

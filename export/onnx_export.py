@@ -22,12 +22,12 @@ import onnx
 import tensorflow as tf
 
 from export.serving import ONNX_GRAPHS, ServedGlow
-from glow_tf import precomputed_inverses
+from glow_tf import GlowConfig, precomputed_inverses
 
 __all__ = [
     "DEFAULT_OPSET",
     "FORBIDDEN_TF_OPS",
-    "check_opset",
+    "check_onnx_export",
     "convert_to_onnx",
     "write_onnx",
     "non_default_domain_ops",
@@ -76,11 +76,16 @@ def non_default_domain_ops(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def check_opset(opset: int) -> int:
-    """An ONNX opset this export supports: an int >= 17."""
+def check_onnx_export(config: GlowConfig, opset: int) -> None:
+    """Raises ValueError unless a model of `config` exports to ONNX at `opset` (>= 17)."""
     if isinstance(opset, bool) or not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an int >= 17, got {opset!r}")
-    return opset
+    if config.network_dtype == "bfloat16":
+        # tf2onnx 1.17 mixes float16 and bfloat16 tensors in one Concat: an invalid graph
+        raise ValueError(
+            "ONNX export of bfloat16 coupling networks is not supported (tf2onnx writes an "
+            "invalid graph); export formats='saved_model', or a float32 / float16 copy"
+        )
 
 
 def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
@@ -94,7 +99,7 @@ def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -
 
     if name not in ONNX_GRAPHS:
         raise ValueError(f"unknown ONNX graph {name!r}; expected one of {ONNX_GRAPHS}")
-    check_opset(opset)
+    check_onnx_export(served.config, opset)
     function = served.function(name)
     forbidden = sorted(tf_graph_op_types(function) & FORBIDDEN_TF_OPS)
     if forbidden:

@@ -9,9 +9,11 @@ import onnx
 import onnxruntime
 import pytest
 
-from export.onnx_export import non_default_domain_ops
+from export import ServedGlow, export_model
+from export.onnx_export import convert_to_onnx, non_default_domain_ops
 from export.verify import pixel_agreement
-from glow_tf import postprocess
+from glow_tf import GlowConfig, GlowModel, postprocess
+from tests.conftest import tiny_images
 from tests.export.conftest import BATCH_SIZES, TEMPERATURE
 
 
@@ -93,3 +95,25 @@ def test_the_readme_onnxruntime_example_runs(unconditional_exported, capsys):
     exec(compile(code, "README.md", "exec"), {})
     image_shape = unconditional_exported.config.image_shape
     assert capsys.readouterr().out.strip() == f"(16, {', '.join(map(str, image_shape))}) uint8"
+
+
+@pytest.mark.parametrize("permutation", ["shuffle", "reverse"])
+def test_channel_permutations_convert(unconditional_exported, permutation):
+    config = unconditional_exported.config.replace(permutation=permutation, num_steps=1)
+    model = GlowModel(config)
+    model.initialize(tiny_images(16, config.image_shape, seed=5))
+    decoder = convert_to_onnx(ServedGlow(model), "decoder")
+    session = onnxruntime.InferenceSession(decoder.SerializeToString())
+    eps = unconditional_exported.inputs[3]["eps"]
+    feed = {"eps": eps, "temperature": np.array(TEMPERATURE, np.float32)}
+    expected = model.decode(eps, temperature=float(TEMPERATURE), as_uint8=False)
+    np.testing.assert_allclose(session.run(["continuous"], feed)[0], expected, atol=1e-4, rtol=0)
+
+
+def test_bfloat16_networks_are_refused_with_a_clear_error(tmp_path):
+    config = GlowConfig(image_shape=(4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4)
+    model = GlowModel(config.replace(network_dtype="bfloat16"))
+    model.initialize(tiny_images(4, config.image_shape))
+    with pytest.raises(ValueError, match="bfloat16 coupling networks is not supported"):
+        export_model(model, tmp_path)
+    assert not any(p.is_file() for p in tmp_path.rglob("*"))
