@@ -80,8 +80,9 @@ def read_checkpoint(path: str | os.PathLike, ema: bool = False) -> OpenAIWeights
 
     Raises:
       PortingError: no checkpoint there, a truncated or corrupt checkpoint
-        (all tensors are read before anything is returned), or `ema` asked of
-        a checkpoint without averages.
+        (every tensor the port uses is read, and checksummed by TensorFlow,
+        before anything is returned), or `ema` asked of a checkpoint without
+        averages.
     """
     prefix = resolve_checkpoint_prefix(path)
     try:

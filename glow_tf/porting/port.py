@@ -12,11 +12,13 @@ weights left unallocated, so full-size configs can be checked in seconds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from typing import Any, Mapping
 
 import keras
+from keras.src.backend.common import global_state
 
 from glow_tf.config import GlowConfig
 from glow_tf.model import GlowModel
@@ -34,7 +36,7 @@ from glow_tf.porting.openai_names import (
 )
 from glow_tf.porting.openai_weights import OpenAIWeights
 
-__all__ = ["PortResult", "plan_port", "port_openai_weights", "port_checkpoint", "port_frozen_graph"]
+__all__ = ["PortResult", "plan_port", "unallocated_model", "port_openai_weights", "port_checkpoint", "port_frozen_graph"]
 
 
 @dataclasses.dataclass
@@ -68,6 +70,22 @@ def _check_leftovers(slots: list[WeightSlot], names) -> None:
         )
 
 
+@contextlib.contextmanager
+def unallocated_model(config: GlowConfig):
+    """A GlowModel of `config` whose weights are never allocated (names, shapes, paths only).
+
+    Built in a `keras.StatelessScope` that defers variable initialisation;
+    on exit the deferred weights are dropped, so no later scope allocates them.
+    """
+    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    try:
+        with keras.StatelessScope(initialize_variables=False):
+            model = GlowModel(config)
+        yield model
+    finally:
+        global_state.set_global_attribute("uninitialized_variables", pending)
+
+
 def plan_port(shapes: Mapping[str, tuple], config: GlowConfig) -> list[tuple[str, str]]:
     """Dry run of the port: (OpenAI name, GlowModel weight path) for every variable.
 
@@ -78,13 +96,17 @@ def plan_port(shapes: Mapping[str, tuple], config: GlowConfig) -> list[tuple[str
     Raises:
       PortingError: like the real port, for missing, misshapen or unknown names.
     """
-    with keras.StatelessScope():
-        model = GlowModel(config)
-    slots = openai_weight_slots(model)
-    check_names_and_shapes(slots, shapes)
-    _check_leftovers(slots, shapes)
-    plan = [(slot.name, slot.variable.path) for slot in slots]
-    plan += [(name, slot.variable.path) for slot in slots for name in slot.companions if name in shapes]
+    with unallocated_model(config) as model:
+        slots = openai_weight_slots(model)
+        check_names_and_shapes(slots, shapes)
+        _check_leftovers(slots, shapes)
+        plan = [(slot.name, slot.variable.path) for slot in slots]
+        plan += [
+            (name, slot.variable.path)
+            for slot in slots
+            for name in slot.companions
+            if name in shapes
+        ]
     return plan
 
 

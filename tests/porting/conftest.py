@@ -17,14 +17,14 @@ UNTRAINED = ("invconv/P", "invconv/sign_S", "shuffle/indices", "shuffle/indices_
 
 
 def write_checkpoint(prefix: pathlib.Path, variables: dict, ema_offset: float | None = 0.01,
-                     optimizer_slots: int = 3) -> str:
+                     optimizer_slots: int = 3, without_average=()) -> str:
     """A name-based V2 checkpoint like the official train.py's: the variables, their
     `/ExponentialMovingAverage` copies (trained ones, shifted by `ema_offset`) and
     unnamed optimizer slots `Variable`, `Variable_N`."""
     entries = dict(variables)
     if ema_offset is not None:
         for name, value in variables.items():
-            if not name.endswith(UNTRAINED):
+            if not name.endswith(UNTRAINED) and name not in without_average:
                 entries[name + "/ExponentialMovingAverage"] = (value + ema_offset).astype(value.dtype)
     for k in range(optimizer_slots):
         entries["Variable" if k == 0 else f"Variable_{k}"] = np.full((k + 1, 2), 7.0, np.float32)
