@@ -81,9 +81,15 @@ class _Collector:
         official = np.asarray(self.reference[name], np.float64)
         value = np.asarray(value, np.float64)
         if value.shape != official.shape:
-            self.results.append(Comparison(
-                name, math.inf, tolerance, False, f"shape {value.shape} vs official {official.shape}"
-            ))
+            self.results.append(
+                Comparison(
+                    name,
+                    math.inf,
+                    tolerance,
+                    False,
+                    f"shape {value.shape} vs official {official.shape}",
+                )
+            )
             return
         with np.errstate(invalid="ignore"):
             diffs = np.where(value == official, 0.0, np.abs(value - official))
@@ -152,8 +158,11 @@ def _forward(model, x, y, collect: _Collector):
         if model.classifier is None:
             for name in ("y_logits", "bits_y"):
                 if name in collect.reference:
-                    collect.skip(name, "the model has no classifier head (e.g. ported from a "
-                                 "frozen encode/decode graph, which leaves it out)")
+                    collect.skip(
+                        name,
+                        "the model has no classifier head (e.g. ported from a "
+                        "frozen encode/decode graph, which leaves it out)",
+                    )
         else:
             logits = model.classifier(tf.reduce_mean(z, axis=[1, 2]))
             collect.tensor("y_logits", logits)
@@ -184,7 +193,9 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
     if config.conditional:
         y_path = os.path.join(reference_dir, "y_ref.npy")
         if not os.path.isfile(y_path):
-            raise FileNotFoundError(f"the model is class-conditional but {reference_dir!r} has no y_ref.npy")
+            raise FileNotFoundError(
+                f"the model is class-conditional but {reference_dir!r} has no y_ref.npy"
+            )
         y = np.load(y_path).astype(np.int32)
     results = []
     forward_path = os.path.join(reference_dir, "ref_forward.npz")
@@ -195,7 +206,9 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
         _forward(model, model.flow_input(images, noise), y, collect)
         log_prob = model.log_prob(images, y, noise=noise)
         collect.nats("objective", log_prob)
-        collect.nats("logpx_continuous", log_prob + config.num_dims * math.log(config.num_bins))
+        collect.nats(
+            "logpx_continuous", log_prob + config.num_dims * math.log(config.num_bins)
+        )
         collect.tensor("bits_x", encoding.bits_per_dim)
         results += collect.results
     codec_path = os.path.join(reference_dir, "ref_encode_decode.npz")
@@ -208,9 +221,13 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
             collect.tensor("x_rec", model.decode(feps, y), tolerance=0.0)
             collect.tensor("x_rec_cont", model.decode(feps, y, as_uint8=False))
         results += collect.results
-    for samples_path in sorted(glob.glob(os.path.join(reference_dir, "ref_samples_t*.npz"))):
+    for samples_path in sorted(
+        glob.glob(os.path.join(reference_dir, "ref_samples_t*.npz"))
+    ):
         samples = _load_npz(samples_path)
-        results += _compare_samples(model, samples, os.path.basename(samples_path)[len("ref_"):-4])
+        results += _compare_samples(
+            model, samples, os.path.basename(samples_path)[len("ref_") : -4]
+        )
     if not results:
         raise ValueError(
             f"{reference_dir!r} holds no reference outputs (ref_forward.npz, "
@@ -228,16 +245,28 @@ def _compare_samples(model, samples: dict, tag: str) -> list[Comparison]:
     official = samples["x_uint8"].astype(np.int64)
     step = 256 // config.num_bins
     if images.shape != official.shape:
-        return [Comparison(f"{tag}/x_uint8", math.inf, step, False,
-                           f"shape {images.shape} vs official {official.shape}")]
+        return [
+            Comparison(
+                f"{tag}/x_uint8",
+                math.inf,
+                step,
+                False,
+                f"shape {images.shape} vs official {official.shape}",
+            )
+        ]
     diff = np.abs(images - official)
     fraction = float(np.mean(diff > 0))
     passed = fraction <= SAMPLE_PIXEL_FRACTION and int(diff.max()) <= step
-    results = [Comparison(
-        f"{tag}/x_uint8", float(diff.max()), step, passed,
-        f"{100 * fraction:.3f}% of pixels differ (allowed {100 * SAMPLE_PIXEL_FRACTION:.1f}%, "
-        "by one quantisation step)",
-    )]
+    results = [
+        Comparison(
+            f"{tag}/x_uint8",
+            float(diff.max()),
+            step,
+            passed,
+            f"{100 * fraction:.3f}% of pixels differ (allowed {100 * SAMPLE_PIXEL_FRACTION:.1f}%, "
+            "by one quantisation step)",
+        )
+    ]
     if "x_cont" in samples:
         collect = _Collector({f"{tag}/x_cont": samples["x_cont"]})
         continuous = model.decode(eps, y, temperature=temperature, as_uint8=False)
@@ -259,8 +288,12 @@ def main(argv=None) -> int:
         description="Compare a GlowModel (.keras) with the official OpenAI outputs in DIR.",
     )
     parser.add_argument("--model", required=True, help="a .keras file of a GlowModel")
-    parser.add_argument("--reference", required=True, metavar="DIR",
-                        help="a folder laid out like the OpenAI reference fixtures (ref_A)")
+    parser.add_argument(
+        "--reference",
+        required=True,
+        metavar="DIR",
+        help="a folder laid out like the OpenAI reference fixtures (ref_A)",
+    )
     args = parser.parse_args(argv)
     import keras
 

@@ -27,10 +27,20 @@ import tensorflow as tf
 from glow_tf.porting.openai_names import PortingError
 from glow_tf.porting.openai_weights import OpenAIWeights
 
-__all__ = ["read_checkpoint", "resolve_checkpoint_prefix", "EMA_SUFFIX", "UNTRAINED_LEAVES"]
+__all__ = [
+    "read_checkpoint",
+    "resolve_checkpoint_prefix",
+    "EMA_SUFFIX",
+    "UNTRAINED_LEAVES",
+]
 
 EMA_SUFFIX = "/ExponentialMovingAverage"
-UNTRAINED_LEAVES = ("invconv/P", "invconv/sign_S", "shuffle/indices", "shuffle/indices_inverse")
+UNTRAINED_LEAVES = (
+    "invconv/P",
+    "invconv/sign_S",
+    "shuffle/indices",
+    "shuffle/indices_inverse",
+)
 _OPTIMIZER_SLOT = re.compile(r"Variable(_\d+)?")
 
 
@@ -46,11 +56,17 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> str:
         candidates = []
         state = tf.train.get_checkpoint_state(path)
         if state is not None and state.model_checkpoint_path:
-            candidates.append(os.path.join(path, os.path.basename(state.model_checkpoint_path)))
+            candidates.append(
+                os.path.join(path, os.path.basename(state.model_checkpoint_path))
+            )
         for candidate in candidates:
             if os.path.isfile(candidate + ".index"):
                 return candidate
-        indexes = sorted(name[: -len(".index")] for name in os.listdir(path) if name.endswith(".index"))
+        indexes = sorted(
+            name[: -len(".index")]
+            for name in os.listdir(path)
+            if name.endswith(".index")
+        )
         if len(indexes) == 1:
             return os.path.join(path, indexes[0])
         if not indexes:
@@ -61,7 +77,11 @@ def resolve_checkpoint_prefix(path: str | os.PathLike) -> str:
             f"{os.path.join(path, indexes[0])!r}"
         )
     if path.endswith(".index") or ".data-" in os.path.basename(path):
-        path = path[: path.rindex(".index")] if path.endswith(".index") else path[: path.rindex(".data-")]
+        path = (
+            path[: path.rindex(".index")]
+            if path.endswith(".index")
+            else path[: path.rindex(".data-")]
+        )
     if not os.path.isfile(path + ".index"):
         raise PortingError(
             f"no checkpoint at {path!r}: expected {path + '.index'!r} (pass the prefix, e.g. "
@@ -93,8 +113,12 @@ def read_checkpoint(path: str | os.PathLike, ema: bool = False) -> OpenAIWeights
             f"cannot read checkpoint {prefix!r} (truncated or corrupt index?): {error}"
         ) from None
     slots = sorted(name for name in shapes if _OPTIMIZER_SLOT.fullmatch(name))
-    averages = {name[: -len(EMA_SUFFIX)] for name in shapes if name.endswith(EMA_SUFFIX)}
-    plain = sorted(name for name in shapes if not name.endswith(EMA_SUFFIX) and name not in slots)
+    averages = {
+        name[: -len(EMA_SUFFIX)] for name in shapes if name.endswith(EMA_SUFFIX)
+    }
+    plain = sorted(
+        name for name in shapes if not name.endswith(EMA_SUFFIX) and name not in slots
+    )
     if ema:
         if not averages:
             raise PortingError(
@@ -103,7 +127,8 @@ def read_checkpoint(path: str | os.PathLike, ema: bool = False) -> OpenAIWeights
                 "without --ema)"
             )
         lacking = [
-            name for name in plain
+            name
+            for name in plain
             if name not in averages and not name.endswith(UNTRAINED_LEAVES)
         ]
         if lacking:

@@ -27,21 +27,43 @@ def _parser() -> argparse.ArgumentParser:
         "to a glow_tf GlowModel.",
     )
     source = parser.add_mutually_exclusive_group(required=True)
-    source.add_argument("--checkpoint", metavar="PREFIX_OR_DIR",
-                        help="TF1 Saver checkpoint prefix (e.g. logs/model_best_loss.ckpt) or its folder")
-    source.add_argument("--graph", metavar="FILE.pb", help="frozen GraphDef, e.g. graph_unoptimized.pb")
-    parser.add_argument("--hps", metavar="hps.json",
-                        help="the run's hyper-parameters: hps.json, or train.py's train.txt log")
-    parser.add_argument("--image-size", type=int, metavar="N", help="image height = width")
+    source.add_argument(
+        "--checkpoint",
+        metavar="PREFIX_OR_DIR",
+        help="TF1 Saver checkpoint prefix (e.g. logs/model_best_loss.ckpt) or its folder",
+    )
+    source.add_argument(
+        "--graph", metavar="FILE.pb", help="frozen GraphDef, e.g. graph_unoptimized.pb"
+    )
+    parser.add_argument(
+        "--hps",
+        metavar="hps.json",
+        help="the run's hyper-parameters: hps.json, or train.py's train.txt log",
+    )
+    parser.add_argument(
+        "--image-size", type=int, metavar="N", help="image height = width"
+    )
     parser.add_argument("--n-bits", type=int, metavar="B", help="n_bits_x of the run")
-    parser.add_argument("--ema", action="store_true",
-                        help="take the Polyak averages (<var>/ExponentialMovingAverage)")
-    parser.add_argument("--weight-y", type=float, metavar="W",
-                        help="classifier loss weight, for models with a classifier head")
+    parser.add_argument(
+        "--ema",
+        action="store_true",
+        help="take the Polyak averages (<var>/ExponentialMovingAverage)",
+    )
+    parser.add_argument(
+        "--weight-y",
+        type=float,
+        metavar="W",
+        help="classifier loss weight, for models with a classifier head",
+    )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument("--out", metavar="model.keras", help="where to save the GlowModel")
-    target.add_argument("--dry-run", action="store_true",
-                        help="map every variable and print the mapping, write nothing")
+    target.add_argument(
+        "--out", metavar="model.keras", help="where to save the GlowModel"
+    )
+    target.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="map every variable and print the mapping, write nothing",
+    )
     return parser
 
 
@@ -64,8 +86,10 @@ def main(argv=None) -> int:
         print(f"error: --out must end with .keras, got {args.out!r}", file=sys.stderr)
         return 2
     if args.ema and args.graph:
-        print("error: --ema applies to checkpoints; a frozen graph holds one set of weights",
-              file=sys.stderr)
+        print(
+            "error: --ema applies to checkpoints; a frozen graph holds one set of weights",
+            file=sys.stderr,
+        )
         return 2
     import numpy as np
 
@@ -81,11 +105,18 @@ def main(argv=None) -> int:
             weights = read_checkpoint(args.checkpoint, ema=args.ema)
         else:
             weights = read_frozen_graph(args.graph)
-        options = dict(image_size=args.image_size, num_bits=args.n_bits, weight_y=args.weight_y, hps=hps)
+        options = dict(
+            image_size=args.image_size,
+            num_bits=args.n_bits,
+            weight_y=args.weight_y,
+            hps=hps,
+        )
         for note in weights.notes:
             print(note)
         if args.dry_run:
-            inferred = infer_config(weights.shapes, image_shape_hint=weights.image_shape, **options)
+            inferred = infer_config(
+                weights.shapes, image_shape_hint=weights.image_shape, **options
+            )
             plan = plan_port(weights.shapes, inferred.config)
             print("inferred config:")
             print(inferred.describe())
@@ -93,14 +124,18 @@ def main(argv=None) -> int:
                 print(f"note: {note}")
             for name, path in plan:
                 print(f"  {name:<48} -> {path}")
-            print(f"dry run: all {len(plan)} variables map onto the model; nothing written")
+            print(
+                f"dry run: all {len(plan)} variables map onto the model; nothing written"
+            )
             return 0
         result = port_openai_weights(weights, **options)
         print("inferred config:")
         print(result.inferred.describe())
         for note in result.inferred.notes:
             print(f"note: {note}")
-        parameters = sum(int(np.prod(w.shape)) for w in result.model.weights if w.trainable)
+        parameters = sum(
+            int(np.prod(w.shape)) for w in result.model.weights if w.trainable
+        )
         print(
             f"mapped {result.num_variables} OpenAI variables onto {result.num_weights} weights "
             f"of a GlowModel ({parameters:,} trainable parameters)"

@@ -24,12 +24,19 @@ from tensorflow.python.framework import op_def_registry
 from glow_tf.porting.openai_names import PortingError
 from glow_tf.porting.openai_weights import OpenAIWeights
 
-__all__ = ["read_frozen_graph", "parse_graph_def", "WEIGHT_LEAVES", "UNOPTIMIZED_GRAPH_URL"]
+__all__ = [
+    "read_frozen_graph",
+    "parse_graph_def",
+    "WEIGHT_LEAVES",
+    "UNOPTIMIZED_GRAPH_URL",
+]
 
 WEIGHT_LEAVES = frozenset(
     ["W", "b", "logs", "P", "L", "U", "sign_S", "log_S", "indices", "indices_inverse"]
 )
-UNOPTIMIZED_GRAPH_URL = "https://openaipublic.azureedge.net/glow-demo/large3/graph_unoptimized.pb"
+UNOPTIMIZED_GRAPH_URL = (
+    "https://openaipublic.azureedge.net/glow-demo/large3/graph_unoptimized.pb"
+)
 _VARIABLE_OPS = frozenset(["VariableV2", "Variable", "VarHandleOp", "ReadVariableOp"])
 _IMAGE_PLACEHOLDER = "input/image"
 
@@ -59,7 +66,9 @@ def _unknown_ops(graph_def: graph_pb2.GraphDef) -> list[str]:
         nodes += list(function.node_def)
     defined = {function.signature.name for function in graph_def.library.function}
     ops = {node.op for node in nodes}
-    return sorted(op for op in ops if op not in defined and op_def_registry.get(op) is None)
+    return sorted(
+        op for op in ops if op not in defined and op_def_registry.get(op) is None
+    )
 
 
 def _strip_prefix(names: list[str]) -> dict[str, str]:
@@ -67,16 +76,24 @@ def _strip_prefix(names: list[str]) -> dict[str, str]:
     direct = {name: name for name in names if name.startswith("model/")}
     if direct:
         return direct
-    prefixes = {name[: name.index("/model/") + 1] for name in names if "/model/" in name}
+    prefixes = {
+        name[: name.index("/model/") + 1] for name in names if "/model/" in name
+    }
     if len(prefixes) == 1:
         prefix = prefixes.pop()
-        return {name: name[len(prefix):] for name in names if name.startswith(prefix + "model/")}
+        return {
+            name: name[len(prefix) :]
+            for name in names
+            if name.startswith(prefix + "model/")
+        }
     return {}
 
 
 def _image_shape(graph_def: graph_pb2.GraphDef) -> tuple[int, int, int] | None:
     for node in graph_def.node:
-        is_image = node.name == _IMAGE_PLACEHOLDER or node.name.endswith("/" + _IMAGE_PLACEHOLDER)
+        is_image = node.name == _IMAGE_PLACEHOLDER or node.name.endswith(
+            "/" + _IMAGE_PLACEHOLDER
+        )
         if node.op == "Placeholder" and is_image:
             dims = [dim.size for dim in node.attr["shape"].shape.dim]
             if len(dims) == 4 and all(d > 0 for d in dims[1:]):
@@ -105,9 +122,13 @@ def read_frozen_graph(path: str | os.PathLike) -> OpenAIWeights:
         try:
             variables[name] = np.asarray(tf.make_ndarray(node.attr["value"].tensor))
         except Exception as error:
-            raise PortingError(f"{path!r}: cannot decode Const node {node.name!r}: {error}") from None
+            raise PortingError(
+                f"{path!r}: cannot decode Const node {node.name!r}: {error}"
+            ) from None
     hint = ""
-    notes = [f"frozen graph {path}: {len(graph_def.node)} nodes, {len(variables)} weights as Const nodes"]
+    notes = [
+        f"frozen graph {path}: {len(graph_def.node)} nodes, {len(variables)} weights as Const nodes"
+    ]
     if unknown_ops:
         hint = (
             f"this graph uses ops unknown to TensorFlow {tf.__version__} ({', '.join(unknown_ops)}): "
@@ -115,7 +136,9 @@ def read_frozen_graph(path: str | os.PathLike) -> OpenAIWeights:
             "built for blocksparse kernels). Port the unoptimized graph instead "
             f"(graph_unoptimized.pb, {UNOPTIMIZED_GRAPH_URL}) or the training checkpoint"
         )
-        notes.append(f"ops unknown to this TensorFlow (not needed to read weights): {unknown_ops}")
+        notes.append(
+            f"ops unknown to this TensorFlow (not needed to read weights): {unknown_ops}"
+        )
     if not variables:
         variable_ops = sorted({node.op for node in graph_def.node} & _VARIABLE_OPS)
         if variable_ops:
@@ -131,7 +154,9 @@ def read_frozen_graph(path: str | os.PathLike) -> OpenAIWeights:
                 "model/0/0/f1/l_1/W). Use a graph frozen from the official model, e.g. "
                 f"graph_unoptimized.pb ({UNOPTIMIZED_GRAPH_URL}), or the checkpoint"
             )
-        raise PortingError(f"no OpenAI Glow weights found as Const nodes in {path!r}: {reason}")
+        raise PortingError(
+            f"no OpenAI Glow weights found as Const nodes in {path!r}: {reason}"
+        )
     return OpenAIWeights(
         variables,
         source=f"frozen graph {path}",

@@ -24,16 +24,31 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from glow_tf.config import GlowConfig
 
-__all__ = ["COUPLING_CODES", "PERMUTATION_CODES", "read_hps", "config_from_hps", "HpsError"]
+__all__ = [
+    "COUPLING_CODES",
+    "PERMUTATION_CODES",
+    "read_hps",
+    "config_from_hps",
+    "HpsError",
+]
 
 COUPLING_CODES = {0: "additive", 1: "affine"}
 PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv1x1"}
-_REQUIRED = ("image_size", "n_levels", "depth", "width", "flow_coupling", "flow_permutation",
-             "n_bits_x", "learntop")
+_REQUIRED = (
+    "image_size",
+    "n_levels",
+    "depth",
+    "width",
+    "flow_coupling",
+    "flow_permutation",
+    "n_bits_x",
+    "learntop",
+)
 
 
 class HpsError(ValueError):
@@ -63,7 +78,9 @@ def read_hps(path: str | os.PathLike) -> dict[str, Any]:
                 f"the JSON hps ({error})"
             ) from None
     if not isinstance(hps, dict):
-        raise HpsError(f"{path!r} holds a JSON {type(hps).__name__}, expected an object of hps")
+        raise HpsError(
+            f"{path!r} holds a JSON {type(hps).__name__}, expected an object of hps"
+        )
     return hps
 
 
@@ -76,7 +93,9 @@ def _get(hps: Mapping[str, Any], key: str):
 def _code(hps: Mapping[str, Any], key: str, codes: Mapping[int, str]) -> str:
     value = _get(hps, key)
     if value not in codes:
-        raise HpsError(f"hps {key}={value!r} is not one of the official codes {dict(codes)}")
+        raise HpsError(
+            f"hps {key}={value!r} is not one of the official codes {dict(codes)}"
+        )
     return codes[value]
 
 

@@ -23,7 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from glow_tf.config import GlowConfig
 from glow_tf.porting.hps import COUPLING_CODES, PERMUTATION_CODES
@@ -61,14 +62,18 @@ class InferredConfig:
 
 def _shape(shapes: Mapping[str, tuple], name: str) -> tuple:
     if name not in shapes:
-        raise PortingError(f"variable {name!r} is missing (needed to infer the architecture)")
+        raise PortingError(
+            f"variable {name!r} is missing (needed to infer the architecture)"
+        )
     return tuple(shapes[name])
 
 
 def _contiguous(indices: set[int], what: str) -> int:
     expected = set(range(max(indices) + 1))
     if indices != expected:
-        raise PortingError(f"{what}: found {sorted(indices)}, missing {sorted(expected - indices)}")
+        raise PortingError(
+            f"{what}: found {sorted(indices)}, missing {sorted(expected - indices)}"
+        )
     return len(indices)
 
 
@@ -81,7 +86,9 @@ def _step_permutation(leaves: set[str], prefix: str) -> tuple[str, bool]:
     if "shuffle/indices" in leaves or "shuffle/indices_inverse" in leaves:
         kinds.add(("shuffle", False))
     if len(kinds) > 1:
-        raise PortingError(f"{prefix} holds variables of several permutations: {sorted(kinds)}")
+        raise PortingError(
+            f"{prefix} holds variables of several permutations: {sorted(kinds)}"
+        )
     return kinds.pop() if kinds else ("reverse", False)
 
 
@@ -99,10 +106,17 @@ def _architecture(shapes: Mapping[str, tuple]) -> dict[str, Any]:
             f"{len(shapes)} names read, e.g. {examples}"
         )
     num_levels = _contiguous(set(steps), "levels (model/<level>/)")
-    depths = {level: _contiguous(set(steps[level]), f"steps of level {level}") for level in steps}
+    depths = {
+        level: _contiguous(set(steps[level]), f"steps of level {level}")
+        for level in steps
+    }
     if len(set(depths.values())) > 1:
-        raise PortingError(f"levels have different numbers of steps {depths}: not an OpenAI Glow")
-    channels = [_shape(shapes, f"model/{i}/0/actnorm_center/b")[-1] for i in range(num_levels)]
+        raise PortingError(
+            f"levels have different numbers of steps {depths}: not an OpenAI Glow"
+        )
+    channels = [
+        _shape(shapes, f"model/{i}/0/actnorm_center/b")[-1] for i in range(num_levels)
+    ]
     for i in range(1, num_levels):
         if channels[i] != 2 * channels[i - 1]:
             raise PortingError(
@@ -133,7 +147,11 @@ def _architecture(shapes: Mapping[str, tuple]) -> dict[str, Any]:
         raise PortingError(f"steps use different permutations {sorted(permutations)}")
     permutation, lu_decomposed = permutations.pop()
     learn_top = "model/prior/p/W" in shapes
-    num_classes = _shape(shapes, "model/prior/y_emb/W")[0] if "model/prior/y_emb/W" in shapes else 0
+    num_classes = (
+        _shape(shapes, "model/prior/y_emb/W")[0]
+        if "model/prior/y_emb/W" in shapes
+        else 0
+    )
     classifier = "model/classifier/W" in shapes
     if classifier and not num_classes:
         raise PortingError(
@@ -160,7 +178,9 @@ def _check_hps(hps: Mapping[str, Any], arch: dict[str, Any]) -> None:
         "depth": arch["num_steps"],
         "width": arch["hidden_channels"],
         "flow_coupling": {v: k for k, v in COUPLING_CODES.items()}[arch["coupling"]],
-        "flow_permutation": {v: k for k, v in PERMUTATION_CODES.items()}[arch["permutation"]],
+        "flow_permutation": {v: k for k, v in PERMUTATION_CODES.items()}[
+            arch["permutation"]
+        ],
         "learntop": arch["learn_top"],
         "ycond": arch["num_classes"] > 0,
     }
@@ -171,11 +191,14 @@ def _check_hps(hps: Mapping[str, Any], arch: dict[str, Any]) -> None:
     conflicts = [
         f"{key}={hps[key]!r} (weights: {value!r})"
         for key, value in expected.items()
-        if key in hps and hps[key] != value and not (isinstance(value, bool) and bool(hps[key]) == value)
+        if key in hps
+        and hps[key] != value
+        and not (isinstance(value, bool) and bool(hps[key]) == value)
     ]
     if conflicts:
         raise PortingError(
-            "the hps contradict the weights: " + ", ".join(conflicts)
+            "the hps contradict the weights: "
+            + ", ".join(conflicts)
             + "; is this the hps of another run?"
         )
 
@@ -209,9 +232,19 @@ def infer_config(
     arch = _architecture(shapes)
     hps = dict(hps or {})
     _check_hps(hps, arch)
-    provenance = {key: "weights" for key in (
-        "num_levels", "num_steps", "hidden_channels", "coupling", "permutation",
-        "lu_decomposed", "learn_top", "num_classes")}
+    provenance = {
+        key: "weights"
+        for key in (
+            "num_levels",
+            "num_steps",
+            "hidden_channels",
+            "coupling",
+            "permutation",
+            "lu_decomposed",
+            "learn_top",
+            "num_classes",
+        )
+    }
     notes = []
 
     def given(flag_value, key, flag):
@@ -262,7 +295,9 @@ def infer_config(
                 f"{DEFAULT_WEIGHT_Y} (OpenAI's value; it only weighs the classifier loss in fit)"
             )
         if resolved_weight_y <= 0:
-            raise PortingError(f"a model with a classifier head needs weight_y > 0, got {resolved_weight_y}")
+            raise PortingError(
+                f"a model with a classifier head needs weight_y > 0, got {resolved_weight_y}"
+            )
     else:
         resolved_weight_y, provenance["weight_y"] = 0.0, "weights"
         if hps_classifier or (weight_y is not None and weight_y > 0):

@@ -26,8 +26,8 @@ which is bit-identical to the official forward pass's `logs * 3`.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Callable, Mapping
 
 import numpy as np
 
@@ -245,7 +245,7 @@ def load_openai_weights(model, variables: Mapping[str, np.ndarray]) -> int:
             slot.check(value, companions)
         converted = slot.to_model(value)
         values.append(converted.astype(slot.variable.dtype).reshape(slot.variable.shape))
-    for slot, value in zip(slots, values):
+    for slot, value in zip(slots, values, strict=True):
         slot.variable.assign(value)
     model.initialized.assign(1)
     return len(slots)

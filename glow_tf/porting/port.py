@@ -15,7 +15,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import keras
 from keras.src.backend.common import global_state
@@ -36,7 +37,14 @@ from glow_tf.porting.openai_names import (
 )
 from glow_tf.porting.openai_weights import OpenAIWeights
 
-__all__ = ["PortResult", "plan_port", "unallocated_model", "port_openai_weights", "port_checkpoint", "port_frozen_graph"]
+__all__ = [
+    "PortResult",
+    "plan_port",
+    "unallocated_model",
+    "port_openai_weights",
+    "port_checkpoint",
+    "port_frozen_graph",
+]
 
 
 @dataclasses.dataclass
@@ -77,7 +85,9 @@ def unallocated_model(config: GlowConfig):
     Built in a `keras.StatelessScope` that defers variable initialisation;
     on exit the deferred weights are dropped, so no later scope allocates them.
     """
-    pending = list(global_state.get_global_attribute("uninitialized_variables", None) or [])
+    pending = list(
+        global_state.get_global_attribute("uninitialized_variables", None) or []
+    )
     try:
         with keras.StatelessScope(initialize_variables=False):
             model = GlowModel(config)
@@ -150,10 +160,14 @@ def port_openai_weights(
             raise PortingError(f"{error}\n{weights.hint}") from None
         raise
     num_variables = len(mapped_names(slots) & set(weights.variables))
-    return PortResult(model, inferred, num_weights, num_variables, weights.notes + inferred.notes)
+    return PortResult(
+        model, inferred, num_weights, num_variables, weights.notes + inferred.notes
+    )
 
 
-def port_checkpoint(path: str | os.PathLike, *, ema: bool = False, **kwargs) -> PortResult:
+def port_checkpoint(
+    path: str | os.PathLike, *, ema: bool = False, **kwargs
+) -> PortResult:
     """`port_openai_weights(read_checkpoint(path, ema))`; see both."""
     return port_openai_weights(read_checkpoint(path, ema=ema), **kwargs)
 

@@ -21,7 +21,14 @@ import dataclasses
 
 import numpy as np
 
-__all__ = ["Hps", "random_official_variables", "encode", "decode", "postprocess", "reference_outputs"]
+__all__ = [
+    "Hps",
+    "random_official_variables",
+    "encode",
+    "decode",
+    "postprocess",
+    "reference_outputs",
+]
 
 LOGSCALE_FACTOR = 3.0
 
@@ -50,6 +57,7 @@ class Hps:
 
 
 # ----------------------------------------------------------------- variables
+
 
 def random_official_variables(hps: Hps, seed: int = 0) -> dict[str, np.ndarray]:
     """A trained-looking set of official variables (names, shapes, dtypes of the official code).
@@ -81,7 +89,9 @@ def random_official_variables(hps: Hps, seed: int = 0) -> dict[str, np.ndarray]:
             actnorm(prefix, n_z)
             if hps.flow_permutation == 2 and not hps.use_lu:
                 q = np.linalg.qr(rng.standard_normal((n_z, n_z)))[0]
-                variables[prefix + "invconv/W"] = (q + normal((n_z, n_z), 0.1)).astype(f32)
+                variables[prefix + "invconv/W"] = (q + normal((n_z, n_z), 0.1)).astype(
+                    f32
+                )
             elif hps.flow_permutation == 2:
                 p = np.eye(n_z)[rng.permutation(n_z)]
                 lower = np.tril(rng.standard_normal((n_z, n_z)) * 0.1, -1)
@@ -92,23 +102,38 @@ def random_official_variables(hps: Hps, seed: int = 0) -> dict[str, np.ndarray]:
                 variables[prefix + "invconv/P"] = p.astype(f32)
                 variables[prefix + "invconv/L"] = lower.astype(f32)
                 variables[prefix + "invconv/U"] = upper.astype(f32)
-                variables[prefix + "invconv/sign_S"] = rng.choice([-1.0, 1.0], n_z).astype(f32)
+                variables[prefix + "invconv/sign_S"] = rng.choice(
+                    [-1.0, 1.0], n_z
+                ).astype(f32)
                 variables[prefix + "invconv/log_S"] = normal((n_z,), 0.1)
             elif hps.flow_permutation == 1:
                 indices = rng.permutation(n_z).astype(np.int32)
                 variables[prefix + "shuffle/indices"] = indices
-                variables[prefix + "shuffle/indices_inverse"] = np.argsort(indices).astype(np.int32)
+                variables[prefix + "shuffle/indices_inverse"] = np.argsort(
+                    indices
+                ).astype(np.int32)
             n_out = n_z if hps.flow_coupling == 1 else n_z // 2
-            variables[prefix + "f1/l_1/W"] = normal((3, 3, n_z // 2 + 1, hps.width), 0.3)
+            variables[prefix + "f1/l_1/W"] = normal(
+                (3, 3, n_z // 2 + 1, hps.width), 0.3
+            )
             actnorm(prefix + "f1/l_1/", hps.width)
             variables[prefix + "f1/l_2/W"] = normal((1, 1, hps.width, hps.width), 0.3)
             actnorm(prefix + "f1/l_2/", hps.width)
-            zeros_layer(prefix + "f1/l_last", (3, 3, hps.width + 1, n_out), n_out, (1, 1, 1, n_out))
+            zeros_layer(
+                prefix + "f1/l_last",
+                (3, 3, hps.width + 1, n_out),
+                n_out,
+                (1, 1, 1, n_out),
+            )
         if i < hps.n_levels - 1:
-            zeros_layer(f"model/pool{i}/conv", (3, 3, n_z // 2 + 1, n_z), n_z, (1, 1, 1, n_z))
+            zeros_layer(
+                f"model/pool{i}/conv", (3, 3, n_z // 2 + 1, n_z), n_z, (1, 1, 1, n_z)
+            )
             n_z *= 2
     if hps.learntop:
-        zeros_layer("model/prior/p", (3, 3, 2 * n_z + 1, 2 * n_z), 2 * n_z, (1, 1, 1, 2 * n_z))
+        zeros_layer(
+            "model/prior/p", (3, 3, 2 * n_z + 1, 2 * n_z), 2 * n_z, (1, 1, 1, 2 * n_z)
+        )
     if hps.ycond:
         zeros_layer("model/prior/y_emb", (hps.n_y, 2 * n_z), 2 * n_z, (1, 2 * n_z))
     if hps.ycond and hps.weight_y > 0:
@@ -117,6 +142,7 @@ def random_official_variables(hps: Hps, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 # -------------------------------------------------------------------- layers
+
 
 def squeeze2d(x):
     b, h, w, c = x.shape
@@ -187,7 +213,8 @@ def _invconv_matrices(v, prefix, pixels):
         log_det = np.float32(np.log(abs(np.linalg.det(w)))) * pixels
         return w, np.linalg.inv(w), log_det
     p, lower, upper, sign_s, log_s = (
-        v[prefix + "invconv/" + name].astype(np.float64) for name in ("P", "L", "U", "sign_S", "log_S")
+        v[prefix + "invconv/" + name].astype(np.float64)
+        for name in ("P", "L", "U", "sign_S", "log_S")
     )
     n = p.shape[0]
     mask = np.tril(np.ones((n, n)), -1)
@@ -224,9 +251,9 @@ def _coupling(v, hps, prefix, z, reverse):
 
 
 def _gaussian_logp(x, mean, logs):
-    return (-0.5 * (np.log(2 * np.pi) + 2.0 * logs + (x - mean) ** 2 / np.exp(2.0 * logs))).sum(
-        axis=(1, 2, 3)
-    )
+    return (
+        -0.5 * (np.log(2 * np.pi) + 2.0 * logs + (x - mean) ** 2 / np.exp(2.0 * logs))
+    ).sum(axis=(1, 2, 3))
 
 
 def _split_prior(v, level, z1):
@@ -254,6 +281,7 @@ def _top_shape(hps):
 
 # -------------------------------------------------------------- encode/decode
 
+
 def encode(v, hps: Hps, x_uint8, y, noise) -> dict[str, np.ndarray]:
     """The official encoder on uint8 images with given noise; every intermediate."""
     out: dict[str, np.ndarray] = {}
@@ -280,7 +308,9 @@ def encode(v, hps: Hps, x_uint8, y, noise) -> dict[str, np.ndarray]:
             z, log_det_coupling, h = _coupling(v, hps, prefix, z, reverse=False)
             out[name + "nn"], out[name + "out"] = h, z
             out[name + "logdet_actnorm"] = np.full(x.shape[0], log_det_norm)
-            out[name + "logdet_actnorm_perm"] = out[name + "logdet_actnorm"] + log_det_perm
+            out[name + "logdet_actnorm_perm"] = (
+                out[name + "logdet_actnorm"] + log_det_perm
+            )
             out[name + "logdet"] = out[name + "logdet_actnorm_perm"] + log_det_coupling
             sum_log_det += out[name + "logdet"]
         out[f"level{i}_out"] = z
@@ -315,7 +345,9 @@ def encode(v, hps: Hps, x_uint8, y, noise) -> dict[str, np.ndarray]:
 
 
 def postprocess(x, hps: Hps):
-    return np.clip(np.floor((x + 0.5) * hps.n_bins) * (256.0 / hps.n_bins), 0, 255).astype(np.uint8)
+    return np.clip(
+        np.floor((x + 0.5) * hps.n_bins) * (256.0 / hps.n_bins), 0, 255
+    ).astype(np.uint8)
 
 
 def decode(v, hps: Hps, feps, y, eps_scale: float = 1.0):
@@ -348,16 +380,24 @@ def decode(v, hps: Hps, feps, y, eps_scale: float = 1.0):
     return postprocess(x, hps), x
 
 
-def reference_outputs(v, hps: Hps, batch: int = 4, seed: int = 1, temperature: float = 0.7) -> dict:
+def reference_outputs(
+    v, hps: Hps, batch: int = 4, seed: int = 1, temperature: float = 0.7
+) -> dict:
     """A reference folder's contents, laid out like the OpenAI fixtures, from this math."""
     rng = np.random.default_rng(seed)
     size = hps.image_size
     x = rng.integers(0, 256, (batch, size, size, 3)).astype(np.uint8)
-    y = rng.integers(0, hps.n_y, batch).astype(np.int32) if hps.ycond else np.zeros(batch, np.int32)
+    y = (
+        rng.integers(0, hps.n_y, batch).astype(np.int32)
+        if hps.ycond
+        else np.zeros(batch, np.int32)
+    )
     noise = rng.uniform(0, 1.0 / hps.n_bins, x.shape).astype(np.float32)
     forward = encode(v, hps, x, y, noise)
     x_rec, x_rec_cont = decode(v, hps, forward["feps"], y)
-    sample_eps = rng.standard_normal((batch, forward["feps"].shape[1])).astype(np.float32)
+    sample_eps = rng.standard_normal((batch, forward["feps"].shape[1])).astype(
+        np.float32
+    )
     x_sample, x_cont = decode(v, hps, sample_eps, y, eps_scale=temperature)
     f32 = {k: val.astype(np.float32) for k, val in forward.items() if k != "feps"}
     return {
@@ -378,4 +418,3 @@ def reference_outputs(v, hps: Hps, batch: int = 4, seed: int = 1, temperature: f
             "x_cont": x_cont.astype(np.float32),
         },
     }
-

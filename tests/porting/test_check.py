@@ -13,7 +13,9 @@ from tests.conftest import Reference
 @pytest.fixture(scope="module")
 def ref_a():
     reference = Reference("ref_A")
-    result = port_checkpoint(reference.dir / "ckpt_trained", hps=reference.dir / "hps.json")
+    result = port_checkpoint(
+        reference.dir / "ckpt_trained", hps=reference.dir / "hps.json"
+    )
     return reference, result.model
 
 
@@ -42,7 +44,9 @@ def test_a_wrong_weight_fails_and_the_first_mismatch_names_the_layer(ref_a):
     failing = [c.name for c in comparisons if not c.passed]
     assert failing[0] == "step1_1_nn"
     assert {"bits_x", "feps", "x_rec"} <= set(failing)
-    assert all(c.passed for c in comparisons if c.name.startswith(("step0_", "step1_0_")))
+    assert all(
+        c.passed for c in comparisons if c.name.startswith(("step0_", "step1_0_"))
+    )
 
 
 def test_exit_status(ref_a, tmp_path, capsys):
@@ -58,7 +62,17 @@ def test_exit_status(ref_a, tmp_path, capsys):
         model.save(tmp_path / "wrong.keras")
     finally:
         bias.assign(original)
-    assert main(["--model", str(tmp_path / "wrong.keras"), "--reference", str(reference.dir)]) == 1
+    assert (
+        main(
+            [
+                "--model",
+                str(tmp_path / "wrong.keras"),
+                "--reference",
+                str(reference.dir),
+            ]
+        )
+        == 1
+    )
     assert capsys.readouterr().out.rstrip().endswith("FAIL")
     # another run's outputs: its noise is for 5 bits, not this model's 8
     assert main(["--model", str(path), "--reference", str(Reference("ref_B").dir)]) == 2
@@ -72,5 +86,7 @@ def test_images_of_another_size_are_an_error(ref_a, tmp_path):
     _, model = ref_a
     np.save(tmp_path / "x_ref.npy", np.zeros((2, 8, 8, 3), np.uint8))
     np.save(tmp_path / "noise_ref.npy", np.zeros((2, 8, 8, 3), np.float32))
-    with pytest.raises(ValueError, match=r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"):
+    with pytest.raises(
+        ValueError, match=r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"
+    ):
         compare_with_reference(model, tmp_path)

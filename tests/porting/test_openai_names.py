@@ -15,15 +15,36 @@ import numpy as np
 import pytest
 
 from glow_tf import GlowModel
-from glow_tf.porting import config_from_hps, infer_config, openai_weight_slots, plan_port
+from glow_tf.porting import (
+    config_from_hps,
+    infer_config,
+    openai_weight_slots,
+    plan_port,
+)
 from glow_tf.porting.port import unallocated_model
 from tests.conftest import OPENAI_REFERENCE
 
 # the official README's commands for these runs
-CIFAR10 = dict(image_size=32, n_levels=3, depth=32, width=512, flow_permutation=2,
-               flow_coupling=1, learntop=True, n_bits_x=8)
-CELEBA_HQ = dict(image_size=256, n_levels=6, depth=32, width=512, flow_permutation=2,
-                 flow_coupling=0, learntop=True, n_bits_x=5)
+CIFAR10 = dict(
+    image_size=32,
+    n_levels=3,
+    depth=32,
+    width=512,
+    flow_permutation=2,
+    flow_coupling=1,
+    learntop=True,
+    n_bits_x=8,
+)
+CELEBA_HQ = dict(
+    image_size=256,
+    n_levels=6,
+    depth=32,
+    width=512,
+    flow_permutation=2,
+    flow_coupling=0,
+    learntop=True,
+    n_bits_x=5,
+)
 
 
 def read_varnames(path):
@@ -31,7 +52,10 @@ def read_varnames(path):
     shapes, eps_shapes, count, parameters = {}, None, None, None
     for line in path.read_text().splitlines():
         if line.startswith("eps shapes:"):
-            eps_shapes = [tuple(shape) for shape in ast.literal_eval(line.split(":", 1)[1].strip())]
+            eps_shapes = [
+                tuple(shape)
+                for shape in ast.literal_eval(line.split(":", 1)[1].strip())
+            ]
         elif line.startswith("n model variables:"):
             count, parameters = map(int, re.findall(r"(\d+)(?![\d.]*M)", line)[:2])
         elif line.strip():
@@ -87,7 +111,9 @@ def test_unallocated_model_leaves_nothing_to_allocate_later():
 def test_a_normal_model_still_draws_its_random_rotations():
     from glow_tf.flow.conv1x1 import random_rotation
 
-    model = GlowModel(config_from_hps({**CIFAR10, "depth": 1, "width": 4, "n_levels": 1}))
+    model = GlowModel(
+        config_from_hps({**CIFAR10, "depth": 1, "width": 4, "n_levels": 1})
+    )
     layer = model.levels[0].steps[0].permutation
     np.testing.assert_array_equal(layer.kernel.numpy(), random_rotation(12, layer.seed))
 
@@ -101,5 +127,8 @@ def test_dry_run_refuses_what_the_real_port_refuses():
     assert len(plan) == len(shapes)
     with pytest.raises(PortingError, match="unknown scopes"):
         plan_port({**shapes, "model/3/0/actnorm_center/b": (1, 1, 1, 96)}, config)
-    with pytest.raises(PortingError, match=r"model/prior/p/W: expected shape \[3, 3, 97, 96\], found \[3, 3, 97, 48\]"):
+    with pytest.raises(
+        PortingError,
+        match=r"model/prior/p/W: expected shape \[3, 3, 97, 96\], found \[3, 3, 97, 48\]",
+    ):
         plan_port({**shapes, "model/prior/p/W": (3, 3, 97, 48)}, config)

@@ -28,12 +28,20 @@ def _hps(reference) -> openai_numpy.Hps:
 def test_oracle_reproduces_official_forward_and_decode(reference):
     hps = _hps(reference)
     variables = reference.npz("vars_trained.npz")
-    x, y, noise = reference.npy("x_ref.npy"), reference.npy("y_ref.npy"), reference.npy("noise_ref.npy")
+    x, y, noise = (
+        reference.npy("x_ref.npy"),
+        reference.npy("y_ref.npy"),
+        reference.npy("noise_ref.npy"),
+    )
     ours = openai_numpy.encode(variables, hps, x, y, noise)
     official = reference.npz("ref_forward.npz")
     assert set(official) <= set(ours)
     for name, value in official.items():
-        scale = 1.0 if value.ndim > 1 or name == "bits_x" else max(1.0, float(np.abs(value).max()))
+        scale = (
+            1.0
+            if value.ndim > 1 or name == "bits_x"
+            else max(1.0, float(np.abs(value).max()))
+        )
         np.testing.assert_allclose(ours[name], value, atol=1e-4 * scale, err_msg=name)
     codec = reference.npz("ref_encode_decode.npz")
     np.testing.assert_allclose(ours["feps"], codec["feps"], atol=1e-4)
@@ -41,7 +49,9 @@ def test_oracle_reproduces_official_forward_and_decode(reference):
     np.testing.assert_array_equal(x_rec, codec["x_rec"])
     np.testing.assert_allclose(x_rec_cont, codec["x_rec_cont"], atol=1e-5)
     samples = reference.npz("ref_samples_t0.7.npz")
-    x_sample, _ = openai_numpy.decode(variables, hps, samples["sample_eps"], samples["y"], 0.7)
+    x_sample, _ = openai_numpy.decode(
+        variables, hps, samples["sample_eps"], samples["y"], 0.7
+    )
     assert np.mean(x_sample != samples["x_uint8"]) <= 0.001
 
 

@@ -26,6 +26,7 @@ TOL = 1e-4
 
 # ------------------------------------------------------------- ref_A, ref_B
 
+
 def test_ported_config_is_the_official_one(reference, ported_reference):
     config = ported_reference.model.glow_config
     expected = reference.config
@@ -52,11 +53,17 @@ def test_every_official_quantity_matches(reference, ported_reference):
 def test_bits_latents_and_every_step_intermediate(reference, ported_reference):
     model = ported_reference.model
     forward = reference.npz("ref_forward.npz")
-    x, noise, y = reference.npy("x_ref.npy"), reference.npy("noise_ref.npy"), reference.labels()
+    x, noise, y = (
+        reference.npy("x_ref.npy"),
+        reference.npy("noise_ref.npy"),
+        reference.labels(),
+    )
     encoding = model.encode(x, y, noise=noise)
     np.testing.assert_allclose(encoding.bits_per_dim, forward["bits_x"], atol=TOL)
     for i in range(model.glow_config.num_levels - 1):
-        np.testing.assert_allclose(encoding.latents[i], forward[f"level{i}_split_eps"], atol=TOL)
+        np.testing.assert_allclose(
+            encoding.latents[i], forward[f"level{i}_split_eps"], atol=TOL
+        )
     np.testing.assert_allclose(encoding.latents[-1], forward["top_eps"], atol=TOL)
     z = forward["z_squeezed"]
     for i, level in enumerate(model.levels):
@@ -64,21 +71,29 @@ def test_bits_latents_and_every_step_intermediate(reference, ported_reference):
             name = f"step{i}_{j}_"
             np.testing.assert_allclose(z, forward[name + "in"], atol=TOL, err_msg=name)
             normed, log_det = step.act_norm(z)
-            np.testing.assert_allclose(normed, forward[name + "actnorm"], atol=TOL, err_msg=name)
+            np.testing.assert_allclose(
+                normed, forward[name + "actnorm"], atol=TOL, err_msg=name
+            )
             permuted, log_det_perm = step.permutation(normed)
-            np.testing.assert_allclose(permuted, forward[name + "perm"], atol=TOL, err_msg=name)
+            np.testing.assert_allclose(
+                permuted, forward[name + "perm"], atol=TOL, err_msg=name
+            )
             half = permuted.shape[-1] // 2
             h = step.coupling.network(permuted[..., :half])
             np.testing.assert_allclose(h, forward[name + "nn"], atol=TOL, err_msg=name)
             z, log_det_coupling = step.coupling(permuted)
             np.testing.assert_allclose(z, forward[name + "out"], atol=TOL, err_msg=name)
             np.testing.assert_allclose(
-                log_det + log_det_perm + log_det_coupling, forward[name + "logdet"], rtol=1e-6
+                log_det + log_det_perm + log_det_coupling,
+                forward[name + "logdet"],
+                rtol=1e-6,
             )
         if level.split is not None:
             split, _ = level.split(z)
             half = z.shape[-1] // 2
-            np.testing.assert_allclose(split[..., half:], forward[f"level{i}_split_eps"], atol=TOL)
+            np.testing.assert_allclose(
+                split[..., half:], forward[f"level{i}_split_eps"], atol=TOL
+            )
             z = squeeze2d(split[..., :half])
     np.testing.assert_allclose(z, forward["z_top"], atol=TOL)
 
@@ -93,18 +108,28 @@ def test_decode_and_temperature_samples(reference, ported_reference):
     images = model.decode(samples["sample_eps"], y, temperature=0.7).numpy().astype(int)
     differ = images != samples["x_uint8"]
     assert differ.mean() <= 0.001
-    assert np.all(np.abs(images - samples["x_uint8"])[differ] <= 256 // reference.config.num_bins)
+    assert np.all(
+        np.abs(images - samples["x_uint8"])[differ] <= 256 // reference.config.num_bins
+    )
 
 
 def test_class_conditional_bits_y_and_logits_from_checkpoint():
     from tests.conftest import Reference
 
     reference = Reference("ref_B")
-    model = port_checkpoint(reference.dir / "ckpt_trained", hps=reference.dir / "hps.json").model
+    model = port_checkpoint(
+        reference.dir / "ckpt_trained", hps=reference.dir / "hps.json"
+    ).model
     assert model.classifier is not None
     forward = reference.npz("ref_forward.npz")
-    x, noise, y = reference.npy("x_ref.npy"), reference.npy("noise_ref.npy"), reference.labels()
-    np.testing.assert_allclose(model.encode(x, y, noise=noise).bits_per_dim, forward["bits_x"], atol=TOL)
+    x, noise, y = (
+        reference.npy("x_ref.npy"),
+        reference.npy("noise_ref.npy"),
+        reference.labels(),
+    )
+    np.testing.assert_allclose(
+        model.encode(x, y, noise=noise).bits_per_dim, forward["bits_x"], atol=TOL
+    )
     comparisons = {c.name: c for c in compare_with_reference(model, reference.dir)}
     assert comparisons["y_logits"].max_abs_diff <= TOL
     assert comparisons["bits_y"].max_abs_diff <= TOL
@@ -123,7 +148,9 @@ def test_ema_port_takes_the_averages():
     assert not np.array_equal(raw.variables[name], ema.variables[name])
     trained = reference.npz("vars_trained.npz")
     np.testing.assert_array_equal(raw.variables[name], trained[name])
-    model = port_checkpoint(reference.dir / "ckpt_trained", ema=True, hps=reference.dir / "hps.json").model
+    model = port_checkpoint(
+        reference.dir / "ckpt_trained", ema=True, hps=reference.dir / "hps.json"
+    ).model
     np.testing.assert_array_equal(
         model.levels[0].steps[0].permutation.kernel.numpy(), ema.variables[name]
     )
@@ -131,13 +158,16 @@ def test_ema_port_takes_the_averages():
 
 # ------------------------------------------------------------ save and fit
 
+
 @pytest.fixture(scope="module")
 def reloaded(tmp_path_factory):
     """ref_B ported from its checkpoint, saved to .keras and loaded back."""
     from tests.conftest import Reference
 
     reference = Reference("ref_B")
-    ported = port_checkpoint(reference.dir / "ckpt_trained", hps=reference.dir / "hps.json").model
+    ported = port_checkpoint(
+        reference.dir / "ckpt_trained", hps=reference.dir / "hps.json"
+    ).model
     path = tmp_path_factory.mktemp("saved") / "ref_b.keras"
     ported.save(path)
     return reference, ported, keras.models.load_model(path)
@@ -147,7 +177,11 @@ def test_saved_port_reloads_with_the_same_outputs(reloaded):
     reference, ported, model = reloaded
     assert isinstance(model, GlowModel) and model.is_initialized
     assert model.glow_config == ported.glow_config
-    x, noise, y = reference.npy("x_ref.npy"), reference.npy("noise_ref.npy"), reference.labels()
+    x, noise, y = (
+        reference.npy("x_ref.npy"),
+        reference.npy("noise_ref.npy"),
+        reference.labels(),
+    )
     np.testing.assert_array_equal(
         model.bits_per_dim(x, y, noise=noise), ported.bits_per_dim(x, y, noise=noise)
     )
@@ -160,7 +194,9 @@ def test_reloaded_port_fine_tunes_without_data_dependent_init(reloaded):
     images = np.concatenate([reference.npy("x_ref.npy")] * 4)
     labels = np.concatenate([reference.npy("y_ref.npy")] * 4).astype(np.int32)
     model.compile(keras.optimizers.Adamax(2e-3))
-    history = model.fit(images, labels, batch_size=16, epochs=6, shuffle=False, verbose=0)
+    history = model.fit(
+        images, labels, batch_size=16, epochs=6, shuffle=False, verbose=0
+    )
     losses = history.history["loss"]
     assert np.all(np.isfinite(losses))
     assert losses[-1] < losses[0] - 0.01, losses
@@ -176,7 +212,9 @@ def test_port_marks_the_model_initialised_so_no_init_runs():
     from tests.conftest import Reference
 
     reference = Reference("ref_A")
-    model = port_frozen_graph(reference.dir / "graph_frozen.pb", hps=reference.dir / "hps.json").model
+    model = port_frozen_graph(
+        reference.dir / "graph_frozen.pb", hps=reference.dir / "hps.json"
+    ).model
     trained = reference.npz("vars_trained.npz")
     model.encode(tiny_images(4, (16, 16, 3)))
     np.testing.assert_array_equal(
@@ -188,13 +226,17 @@ def test_port_marks_the_model_initialised_so_no_init_runs():
 
 # ---------------------------------------------------------------- variants
 
-@pytest.mark.parametrize("variant", [
-    "lu_affine",
-    "shuffle_additive",
-    "reverse_affine_no_learntop",
-    "ycond_no_classifier_no_learntop",
-    "shuffle_affine_3_levels_classifier",
-])
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        "lu_affine",
+        "shuffle_additive",
+        "reverse_affine_no_learntop",
+        "ycond_no_classifier_no_learntop",
+        "shuffle_affine_3_levels_classifier",
+    ],
+)
 def test_variant_matches_the_numpy_oracle(official_runs, weight_source, variant):
     run = official_runs[variant]
     hps = run.hps
@@ -221,8 +263,12 @@ def test_variant_matches_the_numpy_oracle(official_runs, weight_source, variant)
     encoding = model.encode(x, y, noise=noise)
     forward = outputs["ref_forward.npz"]
     np.testing.assert_allclose(encoding.bits_per_dim, forward["bits_x"], atol=TOL)
-    np.testing.assert_allclose(encoding.flat, outputs["ref_encode_decode.npz"]["feps"], atol=TOL)
-    np.testing.assert_array_equal(model.decode(encoding.flat, y), outputs["ref_encode_decode.npz"]["x_rec"])
+    np.testing.assert_allclose(
+        encoding.flat, outputs["ref_encode_decode.npz"]["feps"], atol=TOL
+    )
+    np.testing.assert_array_equal(
+        model.decode(encoding.flat, y), outputs["ref_encode_decode.npz"]["x_rec"]
+    )
 
 
 def test_lu_port_assembles_w_like_the_official_code(official_runs):
@@ -238,10 +284,13 @@ def test_ported_variant_saves_and_reloads(official_runs, tmp_path):
     model = port_frozen_graph(run.graph, hps=run.hps_path).model
     model.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
-    assert format_report(compare_with_reference(reloaded, run.reference)).endswith("PASS")
+    assert format_report(compare_with_reference(reloaded, run.reference)).endswith(
+        "PASS"
+    )
 
 
 # --------------------------------------------------------------- bad input
+
 
 def _broken(run, edit) -> dict:
     variables = {name: value.copy() for name, value in run.variables.items()}
@@ -268,7 +317,10 @@ def test_shape_mismatch_names_expected_and_found(official_runs):
     def edit(v):
         v["model/0/1/f1/l_2/W"] = np.zeros((1, 1, 8, 9), np.float32)
 
-    with pytest.raises(PortingError, match=r"model/0/1/f1/l_2/W: expected shape \[1, 1, 8, 8\], found \[1, 1, 8, 9\]"):
+    with pytest.raises(
+        PortingError,
+        match=r"model/0/1/f1/l_2/W: expected shape \[1, 1, 8, 8\], found \[1, 1, 8, 9\]",
+    ):
         _port_variables(_broken(run, edit), hps=run.hps.to_json_dict())
 
 
@@ -279,7 +331,9 @@ def test_unknown_scopes_are_refused(official_runs):
         v["model/0/0/f1/l_3/W"] = np.zeros((1, 1, 8, 8), np.float32)
         v["model/extra/thing/b"] = np.zeros((3,), np.float32)
 
-    with pytest.raises(PortingError, match=r"unknown scopes.*model/0/0/f1/l_3.*model/extra/thing"):
+    with pytest.raises(
+        PortingError, match=r"unknown scopes.*model/0/0/f1/l_3.*model/extra/thing"
+    ):
         _port_variables(_broken(run, edit), hps=run.hps.to_json_dict())
 
 
@@ -317,7 +371,9 @@ def test_image_size_and_n_bits_are_never_guessed(official_runs):
 
 def test_image_size_not_divisible_by_2_to_the_levels(official_runs):
     run = official_runs["shuffle_affine_3_levels_classifier"]
-    with pytest.raises(PortingError, match=r"image size 12 .* not divisible by 2\*\*num_levels = 8"):
+    with pytest.raises(
+        PortingError, match=r"image size 12 .* not divisible by 2\*\*num_levels = 8"
+    ):
         _port_variables(run.variables, image_size=12, num_bits=5)
 
 
@@ -333,9 +389,11 @@ def test_failed_load_leaves_an_existing_model_untouched(official_runs):
         for name in v:
             if v[name].dtype.kind == "f":
                 v[name] = v[name] + 1
-        v["model/prior/p/logs"][0, -1] = np.inf  # validated last: after every other slot
+        v["model/prior/p/logs"][0, -1] = (
+            np.inf
+        )  # validated last: after every other slot
 
     with pytest.raises(PortingError, match="model/prior/p/logs"):
         load_openai_weights(model, _broken(run, edit))
-    for weight, value in zip(model.weights, before):
+    for weight, value in zip(model.weights, before, strict=True):
         np.testing.assert_array_equal(weight.numpy(), value)
