@@ -34,6 +34,9 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.flow.squeeze import squeeze2d
+from glow_tf.objectives import classification_bits, standard_normal_log_prob
+
 __all__ = ["Comparison", "compare_with_reference", "format_report", "main", "TOLERANCE"]
 
 TOLERANCE = 1e-4
@@ -112,9 +115,6 @@ def _load_npz(path):
 
 def _forward(model, x, y, collect: _Collector):
     """The encoder layer by layer, along the model's own activations."""
-    from glow_tf.flow.squeeze import squeeze2d
-    from glow_tf.objectives import classification_bits, standard_normal_log_prob
-
     collect.tensor("x_dequant", x)
     z = squeeze2d(tf.convert_to_tensor(x))
     collect.tensor("z_squeezed", z)
@@ -297,10 +297,14 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import keras
 
-    import glow_tf  # noqa: F401  (registers the serialisable classes)
+    from glow_tf.model import GlowModel  # registers the serialisable classes
 
     try:
         model = keras.models.load_model(args.model)
+        if not isinstance(model, GlowModel):
+            raise TypeError(
+                f"{args.model} holds a {type(model).__name__}, not a GlowModel"
+            )
         comparisons = compare_with_reference(model, args.reference)
     except (OSError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -82,6 +82,23 @@ def test_exit_status(ref_a, tmp_path, capsys):
     assert "has no x_ref.npy" in captured.err and captured.out.rstrip().endswith("FAIL")
 
 
+def test_a_file_that_is_no_glow_model(tmp_path, capsys):
+    import keras
+
+    other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    other.save(tmp_path / "dense.keras")
+    reference = Reference("ref_A").dir
+    assert (
+        main(["--model", str(tmp_path / "dense.keras"), "--reference", str(reference)])
+        == 2
+    )
+    assert "not a GlowModel" in capsys.readouterr().err
+    assert (
+        main(["--model", str(tmp_path / "none.keras"), "--reference", str(reference)])
+        == 2
+    )
+
+
 def test_images_of_another_size_are_an_error(ref_a, tmp_path):
     _, model = ref_a
     np.save(tmp_path / "x_ref.npy", np.zeros((2, 8, 8, 3), np.uint8))

@@ -279,8 +279,9 @@ def test_lu_port_assembles_w_like_the_official_code(official_runs):
     np.testing.assert_allclose(layer.bijector().kernel.numpy(), w, atol=1e-5)
 
 
-def test_ported_variant_saves_and_reloads(official_runs, tmp_path):
-    run = official_runs["shuffle_affine_3_levels_classifier"]
+@pytest.mark.parametrize("variant", ["lu_affine", "shuffle_affine_3_levels_classifier"])
+def test_ported_variant_saves_and_reloads(official_runs, tmp_path, variant):
+    run = official_runs[variant]
     model = port_frozen_graph(run.graph, hps=run.hps_path).model
     model.save(tmp_path / "m.keras")
     reloaded = keras.models.load_model(tmp_path / "m.keras")
