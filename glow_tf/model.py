@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from typing import NamedTuple, Sequence
+from typing import NamedTuple
 
 import keras
 import numpy as np
@@ -351,9 +351,11 @@ class GlowModel(keras.Model):
                 "(or load trained weights)"
             )
 
-    def fit(self, *args, **kwargs):
+    def fit(self, x=None, *args, **kwargs):
         self._require_initialized("fit")
-        return super().fit(*args, **kwargs)
+        if isinstance(x, tf.data.Dataset):
+            kwargs.setdefault("shuffle", False)  # a Dataset carries its own shuffling
+        return super().fit(x, *args, **kwargs)
 
 
 def _two_int_seed(seed) -> tf.Tensor:

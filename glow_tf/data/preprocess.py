@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -47,6 +47,8 @@ def check_images(images, image_shape: Sequence[int]) -> tf.Tensor:
                 f"pixel values must lie in [0, 255], got range [{values.min()}, {values.max()}]"
             )
         return images
+    if images.dtype.is_floating:
+        images = tf.debugging.assert_all_finite(images, "images contain NaN or Inf pixel values")
     checks = [
         tf.debugging.assert_greater_equal(
             images, tf.cast(0, images.dtype), message="pixel values must lie in [0, 255]"
@@ -55,8 +57,6 @@ def check_images(images, image_shape: Sequence[int]) -> tf.Tensor:
             images, tf.cast(255, images.dtype), message="pixel values must lie in [0, 255]"
         ),
     ]
-    if images.dtype.is_floating:
-        checks.insert(0, tf.debugging.assert_all_finite(images, "images contain NaN or Inf"))
     with tf.control_dependencies(checks):
         return tf.identity(images)
 

@@ -1,0 +1,62 @@
+"""Transform and log-det come from one evaluation of each coupling network."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+import tensorflow_probability as tfp
+
+from glow_tf.flow import AffineCoupling
+from glow_tf.nn import CouplingNetwork
+
+tfb, tfd = tfp.bijectors, tfp.distributions
+
+
+class CountingNetwork:
+    def __init__(self, channels):
+        self.calls = 0
+        self.kernel = tf.constant(np.random.default_rng(0).standard_normal((channels, 2 * channels)) * 0.1, tf.float32)
+
+    def __call__(self, x1):
+        self.calls += 1
+        return tf.einsum("bhwc,cd->bhwd", x1, self.kernel)
+
+
+@pytest.mark.parametrize("mode", ["eager", "function"])
+def test_forward_then_log_det_runs_the_network_once(mode):
+    network = CountingNetwork(2)
+    bijector = AffineCoupling(network)
+
+    def both(x):
+        return bijector.forward(x), bijector.forward_log_det_jacobian(x, event_ndims=3)
+
+    if mode == "function":
+        both = tf.function(both)
+    both(tf.ones([3, 2, 2, 4]))
+    assert network.calls == 1
+
+
+def test_transformed_distribution_log_prob_runs_the_network_once():
+    network = CountingNetwork(2)
+    flow = AffineCoupling(network)
+    distribution = tfd.TransformedDistribution(
+        tfd.Sample(tfd.Normal(0.0, 1.0), [2, 2, 4]), tfb.Invert(flow)
+    )
+    log_prob = distribution.log_prob(tf.ones([3, 2, 2, 4]))
+    assert network.calls == 1
+    assert log_prob.shape == [3]
+
+
+def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch):
+    calls = []
+    original = CouplingNetwork.call
+
+    def counting(self, inputs):
+        calls.append(self.path)
+        return original(self, inputs)
+
+    monkeypatch.setattr(CouplingNetwork, "call", counting)
+    images = np.zeros((2, *tiny_model.glow_config.image_shape), np.uint8)
+    tiny_model.bits_per_dim(images)
+    config = tiny_model.glow_config
+    assert len(calls) == config.num_levels * config.num_steps
+    assert len(set(calls)) == len(calls)
