@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import pathlib
 
@@ -22,20 +21,9 @@ REPO_ROOT = pathlib.Path(__file__).parent.parent
 
 def openai_config(ref_dir: pathlib.Path) -> GlowConfig:
     """The GlowConfig of a reference folder's official `hps.json`."""
-    hps = json.loads((ref_dir / "hps.json").read_text())
-    return GlowConfig(
-        image_shape=(hps["image_size"], hps["image_size"], 3),
-        num_levels=hps["n_levels"],
-        num_steps=hps["depth"],
-        hidden_channels=hps["width"],
-        coupling=["additive", "affine"][hps["flow_coupling"]],
-        permutation=["reverse", "shuffle", "conv1x1"][hps["flow_permutation"]],
-        lu_decomposed=hps["use_lu"],
-        num_bits=hps["n_bits_x"],
-        learn_top=hps["learntop"],
-        num_classes=hps["n_y"] if hps["ycond"] else 0,
-        weight_y=hps["weight_y"] if hps["ycond"] else 0.0,
-    )
+    from glow_tf.porting.hps import config_from_hps, read_hps
+
+    return config_from_hps(read_hps(ref_dir / "hps.json"))
 
 
 class Reference:

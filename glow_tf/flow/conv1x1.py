@@ -147,9 +147,11 @@ class Conv1x1Layer(FlowLayer):
 
     def build(self, input_shape):
         channels = int(input_shape[-1])
+        seed = self.seed
         self.kernel = self.add_weight(
             shape=(channels, channels),
-            initializer=keras.initializers.Constant(random_rotation(channels, self.seed)),
+            # drawn when the weight is allocated (never, for a shapes-only dry run)
+            initializer=lambda shape, dtype=None: random_rotation(shape[0], seed),
             name="kernel",
         )
 

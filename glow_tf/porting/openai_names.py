@@ -26,8 +26,8 @@ which is bit-identical to the official forward pass's `logs * 3`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -36,6 +36,8 @@ __all__ = [
     "WeightSlot",
     "openai_weight_slots",
     "load_openai_weights",
+    "check_names_and_shapes",
+    "mapped_names",
     "export_openai_weights",
     "PortingError",
 ]
@@ -57,7 +59,11 @@ class WeightSlot:
       shape: the shape OpenAI stores.
       to_model: numpy conversion OpenAI value -> model value.
       to_openai: the inverse conversion.
-      check: optional validation of the OpenAI value (raises PortingError).
+      check: optional validation `check(value, companions)` of the OpenAI value
+        and of those companions present (raises PortingError).
+      companions: OpenAI variables redundant with this one (same shape),
+        validated against it when present but not loaded, e.g.
+        "shuffle/indices_inverse".
     """
 
     name: str
@@ -65,7 +71,8 @@ class WeightSlot:
     shape: tuple
     to_model: Callable[[np.ndarray], np.ndarray]
     to_openai: Callable[[np.ndarray], np.ndarray]
-    check: Callable[[np.ndarray], None] | None = None
+    check: Callable[[np.ndarray, dict], None] | None = None
+    companions: tuple[str, ...] = ()
 
 
 def _as_is(value):
@@ -124,15 +131,25 @@ def _permutation_slots(prefix, layer, permutation, lu_decomposed):
         return []
     if permutation == "shuffle":
         channels = layer.indices.shape[0]
+        inverse_name = f"{prefix}shuffle/indices_inverse"
 
-        def check(indices):
-            if sorted(np.asarray(indices).tolist()) != list(range(channels)):
+        def check(indices, companions):
+            indices = np.asarray(indices)
+            if sorted(indices.tolist()) != list(range(channels)):
                 raise PortingError(f"{prefix}shuffle/indices is not a permutation of 0..{channels - 1}")
+            # the model gathers with `indices` forward and their inverse backward;
+            # OpenAI stores that inverse too and decodes with it
+            if inverse_name in companions and not np.array_equal(
+                np.asarray(companions[inverse_name]), np.argsort(indices)
+            ):
+                raise PortingError(
+                    f"{inverse_name} is not the inverse permutation of {prefix}shuffle/indices"
+                )
 
         return [
             WeightSlot(
                 f"{prefix}shuffle/indices", layer.indices, (channels,),
-                lambda v: np.asarray(v, np.int32), _as_is, check,
+                lambda v: np.asarray(v, np.int32), _as_is, check, (inverse_name,),
             )
         ]
     if lu_decomposed:
@@ -176,6 +193,31 @@ def openai_weight_slots(model) -> list[WeightSlot]:
     return slots
 
 
+def mapped_names(slots: list[WeightSlot]) -> set[str]:
+    """Every OpenAI name the slots account for (loaded or validated)."""
+    return {slot.name for slot in slots} | {name for slot in slots for name in slot.companions}
+
+
+def check_names_and_shapes(slots: list[WeightSlot], shapes: Mapping[str, tuple]) -> None:
+    """Raises PortingError unless every slot's variable is in `shapes` with its shape.
+
+    `shapes` maps OpenAI names to stored shapes. Names that no slot accounts
+    for are not checked here (see `mapped_names`).
+    """
+    missing = [slot.name for slot in slots if slot.name not in shapes]
+    if missing:
+        raise PortingError(
+            f"{len(missing)} variable(s) of this config are missing, e.g. {missing[:5]}"
+        )
+    for slot in slots:
+        for name in (slot.name, *(c for c in slot.companions if c in shapes)):
+            found = tuple(shapes[name])
+            if found != tuple(slot.shape):
+                raise PortingError(
+                    f"{name}: expected shape {list(slot.shape)}, found {list(found)}"
+                )
+
+
 def load_openai_weights(model, variables: Mapping[str, np.ndarray]) -> int:
     """Fills `model` from OpenAI variables {name: array}; returns how many.
 
@@ -186,25 +228,24 @@ def load_openai_weights(model, variables: Mapping[str, np.ndarray]) -> int:
     the model initialised (no data-dependent init must run afterwards).
     """
     slots = openai_weight_slots(model)
-    missing = [slot.name for slot in slots if slot.name not in variables]
-    if missing:
-        raise PortingError(
-            f"{len(missing)} variable(s) of this config are missing, e.g. {missing[:5]}"
-        )
+    check_names_and_shapes(slots, {name: np.shape(value) for name, value in variables.items()})
     values = []
     for slot in slots:
         value = np.asarray(variables[slot.name])
-        if tuple(value.shape) != tuple(slot.shape):
+        integer = "int" in str(slot.variable.dtype)
+        if value.dtype.kind not in ("iu" if integer else "f"):
             raise PortingError(
-                f"{slot.name}: expected shape {list(slot.shape)}, found {list(value.shape)}"
+                f"{slot.name}: expected {'integer' if integer else 'float'} values, found "
+                f"dtype {value.dtype}"
             )
         if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
             raise PortingError(f"{slot.name}: contains NaN or Inf")
         if slot.check is not None:
-            slot.check(value)
+            companions = {name: variables[name] for name in slot.companions if name in variables}
+            slot.check(value, companions)
         converted = slot.to_model(value)
         values.append(converted.astype(slot.variable.dtype).reshape(slot.variable.shape))
-    for slot, value in zip(slots, values):
+    for slot, value in zip(slots, values, strict=True):
         slot.variable.assign(value)
     model.initialized.assign(1)
     return len(slots)
