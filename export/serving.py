@@ -24,9 +24,9 @@ Conventions:
     images = uint8(clip(floor((x + 0.5) * n_bins) * 256 / n_bins, 0, 255)).
   - `encode` dequantises deterministically at the bin centre,
         x = bins / n_bins - 0.5 + 0.5 / n_bins,
-    so the same image always has the same eps and bits/dim (a point estimate
-    of OpenAI's stochastic `bits_x`, never more than a fraction of a bit per
-    dim away), and decoding its eps gives the image back. `encode_with_noise`
+    so the same image always has the same eps and bits/dim (a deterministic
+    point estimate of OpenAI's stochastic `bits_x`), and decoding its eps
+    gives the image back. `encode_with_noise`
     takes the noise u in [0, 1/n_bins) instead (OpenAI's uniform
     dequantisation, or reproducing a `GlowModel.encode(x, noise=u)`).
 
