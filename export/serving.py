@@ -102,9 +102,11 @@ class ServedGlow:
                 "with training images, or load trained weights, before exporting"
             )
         for name, value in (("max_num_samples", max_num_samples), ("batch_size", batch_size)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            if value is None and name == "batch_size":
+                continue
+            if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
-            if value is not None and value < 1:
+            if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
         if batch_size is not None and batch_size > max_num_samples:
             raise ValueError(f"batch_size {batch_size} exceeds max_num_samples {max_num_samples}")
