@@ -12,7 +12,7 @@ import tensorflow as tf
 from glow_tf.config import GlowConfig
 from glow_tf.data.dequantize import check_noise, uniform_noise
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize, to_flow_input
-from glow_tf.flow.act_norm import data_dependent_init
+from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
 from glow_tf.flow.multiscale import LevelLayer, MultiScaleFlow, flatten_latents, unflatten_latents
 from glow_tf.nn.conv import LinearZeros
 from glow_tf.objectives import bits_per_dim, classification_bits, standard_normal_log_prob
@@ -203,7 +203,25 @@ class GlowModel(keras.Model):
     def _images_terms(self, images, y=None, noise=None):
         x = self.flow_input(images, noise)
         y = self._check_y(y, tf.shape(x)[0])
-        return self._terms(x, y)
+        return self._compiled(self._terms)(x, y)
+
+    def _decode_latents(self, latents, y, temperature):
+        latents = [eps * temperature for eps in latents]
+        return self.flow(y).inverse_latents(latents)[0]
+
+    def _compiled(self, method):
+        """`method` as a cached tf.function when called eagerly, else `method`.
+
+        Eager calls of encode / decode / sample then run one graph (no Python
+        per op); calls inside someone else's tf.function (fit, export) trace
+        inline, and data-dependent init stays eager.
+        """
+        if not tf.executing_eagerly() or data_dependent_init_active():
+            return method
+        cache = self.__dict__.setdefault("_compiled_methods", {})
+        if method.__name__ not in cache:
+            cache[method.__name__] = tf.function(method, reduce_retracing=True)
+        return cache[method.__name__]
 
     # ---------------------------------------------------------- public API
 
@@ -255,11 +273,9 @@ class GlowModel(keras.Model):
                     f"flat latents must have shape [batch, {config.num_dims}], got {flat.shape}"
                 )
             latents = unflatten_latents(flat, config.eps_shapes)
-        if not isinstance(temperature, tf.Tensor) and temperature < 0:
-            raise ValueError(f"temperature must be >= 0, got {temperature}")
-        latents = [eps * tf.cast(temperature, tf.float32) for eps in latents]
+        temperature = _check_temperature(temperature)
         y = self._check_y(y, tf.shape(latents[0])[0])
-        x, _ = self.flow(y).inverse_latents(latents)
+        x = self._compiled(self._decode_latents)(latents, y, temperature)
         return postprocess(x, config.num_bits) if as_uint8 else x
 
     def sample(self, n: int, temperature: float = 1.0, seed=None, y=None, as_uint8: bool = True):
@@ -356,6 +372,20 @@ class GlowModel(keras.Model):
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a Dataset carries its own shuffling
         return super().fit(x, *args, **kwargs)
+
+
+def _check_temperature(temperature) -> tf.Tensor:
+    """A float32 scalar >= 0 (checked eagerly, or asserted inside a tf.function)."""
+    temperature = tf.cast(tf.convert_to_tensor(temperature), tf.float32)
+    if temperature.shape.rank not in (0, None):
+        raise ValueError(f"temperature must be a scalar, got shape {temperature.shape}")
+    message = "temperature must be >= 0 (and not NaN)"
+    if tf.executing_eagerly():
+        if not float(temperature) >= 0:
+            raise ValueError(f"{message}, got {float(temperature)}")
+        return temperature
+    with tf.control_dependencies([tf.debugging.Assert(temperature >= 0, [message, temperature])]):
+        return tf.identity(temperature)
 
 
 def _two_int_seed(seed) -> tf.Tensor:

@@ -26,9 +26,16 @@ def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
     noise = tf.cast(noise, tf.float32)
     if noise.shape.rank is not None and tuple(noise.shape[1:]) != tuple(shape[1:]):
         raise ValueError(f"noise must have the images' shape {shape}, got {noise.shape}")
+    high = 1.0 / 2**num_bits
+    message = f"dequantisation noise must lie in [0, {high}) (1/n_bins)"
     if tf.executing_eagerly():
         values = noise.numpy()
-        high = 1.0 / 2**num_bits
         if not ((values >= 0).all() and (values < high).all()):
-            raise ValueError(f"dequantisation noise must lie in [0, {high}) (1/n_bins)")
-    return noise
+            raise ValueError(message)
+        return noise
+    checks = [
+        tf.debugging.assert_greater_equal(noise, 0.0, message=message),
+        tf.debugging.assert_less(noise, high, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(noise)
