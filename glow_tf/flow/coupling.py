@@ -10,11 +10,19 @@ import tensorflow as tf
 from glow_tf.flow.base import FlowLayer, GlowBijector
 from glow_tf.nn.coupling_network import CouplingNetwork
 
-__all__ = ["AdditiveCoupling", "AffineCoupling", "CouplingLayer", "COUPLING_BIJECTORS"]
+__all__ = ["Coupling", "AdditiveCoupling", "AffineCoupling", "CouplingLayer", "COUPLING_BIJECTORS"]
 
 
-class _Coupling(GlowBijector):
-    """Shared plumbing: split channels in halves, run the network once on x1."""
+class Coupling(GlowBijector):
+    """Base of the couplings: x1 (the first half of the channels) passes
+    unchanged and conditions, through one evaluation of `network(x1)`, an
+    invertible transform of x2 (the second half):
+
+        forward:  y = [x1, T_h(x2)],  h = network(x1)
+        inverse:  x = [y1, T_h^-1(y2)],  h = network(y1)
+
+    Subclasses implement `_transform(x2, h, inverse) -> (out, log_det)`.
+    """
 
     def __init__(self, network: Callable, validate_args=False, parameters=None, name=None):
         self.network = network
@@ -41,7 +49,7 @@ class _Coupling(GlowBijector):
         return tf.concat([y1, x2], axis=-1), log_det
 
 
-class AdditiveCoupling(_Coupling):
+class AdditiveCoupling(Coupling):
     """Additive (NICE) coupling, volume preserving.
 
     On an event [H, W, C] split as x = [x1, x2] along channels, with a network
@@ -68,7 +76,7 @@ class AdditiveCoupling(_Coupling):
         return (x2 - h if inverse else x2 + h), zero
 
 
-class AffineCoupling(_Coupling):
+class AffineCoupling(Coupling):
     """Affine coupling with OpenAI's interleaved, sigmoid-bounded scale.
 
     On an event [H, W, C] split as x = [x1, x2] along channels, with a network

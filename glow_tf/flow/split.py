@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import keras
-import tensorflow as tf
 
-from glow_tf.flow.base import FlowLayer, GlowBijector
+from glow_tf.flow.base import FlowLayer
+from glow_tf.flow.coupling import Coupling
 from glow_tf.flow.standardize import Standardize
 from glow_tf.nn.conv import ZeroConv2D
 
 __all__ = ["Split", "SplitLayer"]
 
 
-class Split(GlowBijector):
+class Split(Coupling):
     """Conditional Gaussian standardisation of the second half of the channels.
 
     On an event [H, W, C] split as z = [z1, z2] along channels, with a network
@@ -31,29 +31,17 @@ class Split(GlowBijector):
 
     def __init__(self, network: Callable, validate_args=False, name="split"):
         parameters = dict(locals())
-        self.network = network
-        super().__init__(validate_args=validate_args, parameters=parameters, name=name)
+        super().__init__(network, validate_args, parameters, name)
 
-    def _halves(self, z):
-        channels = z.shape[-1]
-        if channels is None or channels % 2:
-            raise ValueError(f"{self.name} needs an even channel count, got shape {z.shape}")
-        return z[..., : channels // 2], z[..., channels // 2 :]
-
-    def standardize(self, z1) -> Standardize:
-        """The Gaussian of z2 given z1, as a bijector z2 -> eps."""
-        h = tf.cast(self.network(z1), z1.dtype)
-        return Standardize(h[..., 0::2], h[..., 1::2])
-
-    def _forward_and_log_det(self, z):
-        z1, z2 = self._halves(z)
-        eps, log_det = self.standardize(z1).forward_and_log_det(z2)
-        return tf.concat([z1, eps], axis=-1), log_det
-
-    def _inverse_and_log_det(self, y):
-        z1, eps = self._halves(y)
-        z2, log_det = self.standardize(z1).inverse_and_log_det(eps)
-        return tf.concat([z1, z2], axis=-1), log_det
+    def _transform(self, z2, h, inverse):
+        if h.shape[-1] != 2 * z2.shape[-1]:
+            raise ValueError(
+                f"{self.name}: network gave {h.shape[-1]} channels, expected {2 * z2.shape[-1]}"
+            )
+        standardize = Standardize(h[..., 0::2], h[..., 1::2])
+        if inverse:
+            return standardize.inverse_and_log_det(z2)
+        return standardize.forward_and_log_det(z2)
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
