@@ -323,6 +323,27 @@ class GlowModel(keras.Model):
             self.accuracy_tracker.update_state(y, terms["logits"])
         return {m.name: m.result() for m in self.metrics}
 
+    def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
+        """Keras `compile`, plus `gradient_clip_norm`: rescale each update's
+        gradient g (of the mean loss over the global batch, all replicas) to
+
+            g * min(1, gradient_clip_norm / ||g||)     (global norm over all weights)
+
+        Unlike the optimizer's own `global_clipnorm`, which under a
+        distribution strategy clips each replica's partial gradient, this
+        clips the gradient that is actually applied.
+        """
+        if gradient_clip_norm is not None and not gradient_clip_norm > 0:
+            raise ValueError(f"gradient_clip_norm must be > 0, got {gradient_clip_norm}")
+        self.gradient_clip_norm = gradient_clip_norm
+        super().compile(optimizer, *args, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "gradient_clip_norm", None):
+            config = {**config, "gradient_clip_norm": self.gradient_clip_norm}
+        return config
+
     def train_step(self, data):
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:
@@ -332,6 +353,8 @@ class GlowModel(keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
+        if getattr(self, "gradient_clip_norm", None):
+            gradients = _clip_global_gradient(gradients, self.gradient_clip_norm, self.optimizer)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update_metrics(terms, y)
 
@@ -356,6 +379,20 @@ class GlowModel(keras.Model):
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a Dataset carries its own shuffling
         return super().fit(x, *args, **kwargs)
+
+
+def _clip_global_gradient(gradients, clip_norm: float, optimizer):
+    """Scales this replica's gradients by min(1, clip_norm / ||g||), where g
+    is the sum of all replicas' gradients (the one the optimizer applies) and
+    ||g|| is measured without the optimizer's loss scale (float16 training)."""
+    context = tf.distribute.get_replica_context()
+    total = gradients
+    if context is not None and context.num_replicas_in_sync > 1:
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    loss_scale = tf.cast(optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+    norm = tf.linalg.global_norm(total) / loss_scale
+    factor = tf.minimum(1.0, clip_norm / tf.maximum(norm, 1e-12))
+    return [None if g is None else g * tf.cast(factor, g.dtype) for g in gradients]
 
 
 def _two_int_seed(seed) -> tf.Tensor:
