@@ -289,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
     from glow_tf import GlowModel
     from glow_tf.data.datasets import load_source
     from glow_tf.data.dequantize import uniform_noise
-    from glow_tf.data.pipeline import fixed_batch, test_dataset, train_dataset
+    from glow_tf.data.pipeline import fixed_batch, evaluation_dataset, training_dataset
     from glow_tf.training import callbacks as cb
     from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
     from glow_tf.training.distribution import is_chief, make_strategy
@@ -401,8 +401,8 @@ def run(args: argparse.Namespace) -> int:
             callbacks.append(keras.callbacks.ProgbarLogger())
         callbacks.append(cb.EpochLog(os.path.join(output_dir, "log.csv") if chief else None,
                                      epochs, initial_epoch, best[0], verbose=chief))
-        train = train_dataset(source, batch_size, labels, seed=settings["seed"])
-        test = test_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
+        train = training_dataset(source, batch_size, labels, seed=settings["seed"])
+        test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
         started = time.time()
         try:
             model.fit(
@@ -423,7 +423,7 @@ def run(args: argparse.Namespace) -> int:
     if chief:
         with ema_weights(model):
             cb.write_images(model, output_dir, fixed_images, fixed_labels)
-            test = test_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
+            test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
             final = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
         summary = {
             "test_bits_per_dim": float(final),

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from glow_tf.data.source import DataSource
 
-__all__ = ["train_dataset", "test_dataset", "fixed_batch", "model_inputs"]
+__all__ = ["training_dataset", "evaluation_dataset", "fixed_batch", "model_inputs"]
 
 _AUTOTUNE = tf.data.AUTOTUNE
 
@@ -27,7 +27,7 @@ def _check_labels(source: DataSource, labels: bool):
         )
 
 
-def train_dataset(
+def training_dataset(
     source: DataSource,
     batch_size: int,
     labels: bool = False,
@@ -47,7 +47,7 @@ def train_dataset(
     return dataset.prefetch(_AUTOTUNE)
 
 
-def test_dataset(
+def evaluation_dataset(
     source: DataSource,
     batch_size: int,
     labels: bool = False,
