@@ -344,6 +344,12 @@ class GlowModel(keras.Model):
             config = {**config, "gradient_clip_norm": self.gradient_clip_norm}
         return config
 
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
     def train_step(self, data):
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:

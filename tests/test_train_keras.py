@@ -72,3 +72,69 @@ def test_a_finished_run_is_not_retrained(finished_run, capsys):
     assert train_keras.main(["--output-dir", finished_run, "--epochs", "2", *TINY_FLAGS]) == 0
     assert "already trained 2 epochs" in capsys.readouterr().out
     assert len(_read_log(finished_run)) == 2
+
+
+def _command(run_dir, *extra):
+    import sys
+
+    return [sys.executable, "train_keras.py", "--output-dir", run_dir, *TINY_FLAGS, *extra]
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_where_it_stopped(tmp_path):
+    """SIGKILL mid-epoch, then the same command continues from the last
+    checkpoint: same step count, optimizer state, epoch numbering."""
+    import signal
+    import subprocess
+    import time
+
+    from tests.conftest import REPO_ROOT
+
+    run_dir = str(tmp_path / "run")
+    flags = ["--epochs", "4", "--steps-per-epoch", "150", "--check-invertibility-every", "100"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    process = subprocess.Popen(_command(run_dir, *flags), cwd=REPO_ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    first = os.path.join(run_dir, "checkpoints", "epoch-0001", "state.json")
+    deadline = time.time() + 240
+    while not os.path.exists(first) and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.5)  # well inside epoch 2 (150 updates)
+    process.send_signal(signal.SIGKILL)
+    output = process.communicate()[0]
+    assert process.returncode == -signal.SIGKILL, output
+    assert [int(row["epoch"]) for row in _read_log(run_dir)] == [1], output
+    killed_state = json.load(open(first))
+    assert killed_state["step"] == 150
+
+    resumed = subprocess.run(_command(run_dir, *flags), cwd=REPO_ROOT, env=env,
+                             capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming from" in resumed.stdout and "epoch 1, step 150" in resumed.stdout
+    assert "data-dependent init" not in resumed.stdout
+    rows = _read_log(run_dir)
+    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]
+    assert [int(row["step"]) for row in rows] == [150, 300, 450, 600]
+    # continued, not restarted: epoch 2 starts from epoch 1's weights
+    assert float(rows[1]["train_bits_per_dim"]) < float(rows[0]["train_bits_per_dim"])
+    model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == 600
+
+
+def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
+    run_dir = str(tmp_path / "run")
+    assert train_keras.main(["--output-dir", run_dir, "--epochs", "1", *TINY_FLAGS]) == 0
+    good = os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras")
+    good_bytes = open(good, "rb").read()
+    model_bytes = open(os.path.join(run_dir, "model.keras"), "rb").read()
+    capsys.readouterr()
+    code = train_keras.main(["--output-dir", run_dir, "--epochs", "3", *TINY_FLAGS,
+                             "--lr", "1e8", "--warmup-steps", "0"])
+    error = capsys.readouterr().err
+    assert code == 1
+    assert "training stopped" in error and "epoch 2" in error
+    assert "The last good checkpoint is" in error and "epoch-0001" in error
+    assert "Traceback" not in error
+    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["epoch-0001"]
+    assert open(good, "rb").read() == good_bytes
+    assert open(os.path.join(run_dir, "model.keras"), "rb").read() == model_bytes

@@ -106,14 +106,18 @@ class InvertibilityGuard(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if (epoch + 1) % self.every:
             return
-        error = self.reconstruction_error()
+        try:
+            error = self.reconstruction_error()
+            problem = f"differs from x by {error:.3g} (tolerance {self.tolerance:g})"
+        except tf.errors.InvalidArgumentError as failure:  # e.g. a singular 1x1 convolution
+            error = math.nan
+            problem = f"cannot be computed ({failure.message.splitlines()[0].split(' [Op')[0]})"
         self.last_error = error
         if not math.isfinite(error) or error > self.tolerance:
             step = int(self.model.optimizer.iterations.numpy())
             raise TrainingStopped(
                 f"invertibility check failed at {_where(epoch, step)}: decode(encode(x)) "
-                f"differs from x by {error:.3g} (tolerance {self.tolerance:g}) on a fixed "
-                f"batch of {len(self.images)} images; training stopped. "
+                f"{problem} on a fixed batch of {len(self.images)} images; training stopped. "
                 f"{self.checkpoint_hint()}"
             )
 
