@@ -32,7 +32,7 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
-__all__ = ["main", "parse_args", "resolve_settings", "build_config"]
+__all__ = ["main", "train", "parse_args", "resolve_settings", "build_config"]
 
 
 # ------------------------------------------------------------------ arguments
@@ -115,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--test-batch-size", type=_positive_int)
     train.add_argument("--init-batch-size", type=_positive_int,
                        help="images of the data-dependent ActNorm init batch")
-    train.add_argument("--optimizer", choices=("adamax", "adam"))
+    train.add_argument("--optimizer", choices=("adamax", "adam", "sgd"),
+                       help="sgd uses --beta1 as momentum")
     train.add_argument("--lr", type=_positive_float, help="learning rate after warm-up")
     train.add_argument("--warmup-epochs", type=float, help="linear warm-up, in epochs")
     train.add_argument("--warmup-steps", type=int, help="linear warm-up, in updates (wins over epochs)")
@@ -244,11 +245,22 @@ def find_resume_checkpoint(resume: str, output_dir: str, store):
     )
 
 
-def check_compatible(checkpoint, config) -> None:
+def optimizer_layout(settings: dict, mixed_precision: str) -> dict:
+    """What decides the optimizer's saved variables (a checkpoint's optimizer
+    state only loads into the same layout)."""
+    return {
+        "optimizer": settings["optimizer"],
+        "ema": settings["ema_decay"] is not None,
+        "loss_scale": mixed_precision == "fp16",
+    }
+
+
+def check_compatible(checkpoint, config, layout: dict) -> None:
     """Raises ValueError naming the fields when the checkpoint was trained
-    with another model configuration."""
+    with another model configuration or optimizer layout."""
     saved = dict(checkpoint.state.get("config", {}))
-    wanted = config.to_dict()
+    saved.update(checkpoint.state.get("optimizer_layout", {}))
+    wanted = {**config.to_dict(), **layout}
     differences = {
         key: (saved.get(key), wanted.get(key))
         for key in sorted(set(saved) | set(wanted))
@@ -257,9 +269,9 @@ def check_compatible(checkpoint, config) -> None:
     if differences:
         text = ", ".join(f"{key}: checkpoint {old!r}, now {new!r}" for key, (old, new) in differences.items())
         raise ValueError(
-            f"cannot resume from {checkpoint.directory!r}: it holds a model with another "
-            f"configuration ({text}). Pass the same settings, or another --output-dir / "
-            "--resume never to start a new run"
+            f"cannot resume from {checkpoint.directory!r}: it holds a model or optimizer with "
+            f"another configuration ({text}). Pass the same settings, or another "
+            "--output-dir to start a new run"
         )
 
 
@@ -281,7 +293,8 @@ def _steps_per_epoch(args, source, batch_size) -> int:
     return count // batch_size
 
 
-def run(args: argparse.Namespace) -> int:
+def train(args: argparse.Namespace):
+    """Runs the training described by `args`; returns (exit code, model)."""
     import keras
     import numpy as np
     import tensorflow as tf
@@ -319,11 +332,13 @@ def run(args: argparse.Namespace) -> int:
 
     store = CheckpointStore(os.path.join(output_dir, "checkpoints"), keep=args.keep_checkpoints)
     checkpoint = find_resume_checkpoint(args.resume, output_dir, store)
+    layout = optimizer_layout(settings, args.mixed_precision)
     if checkpoint is not None:
-        check_compatible(checkpoint, config)
+        check_compatible(checkpoint, config, layout)
 
     run_description = {
         "config": config.to_dict(),
+        "optimizer_layout": layout,
         "settings": settings,
         "arguments": vars(args),
         "dataset": source.name,
@@ -357,6 +372,11 @@ def run(args: argparse.Namespace) -> int:
         if checkpoint is not None:
             model.load_weights(checkpoint.model_path)
             initial_epoch = checkpoint.epoch
+            if int(model.optimizer.iterations.numpy()) != checkpoint.step:
+                raise ValueError(
+                    f"the optimizer state of {checkpoint.directory!r} did not load (step "
+                    f"{int(model.optimizer.iterations.numpy())}, expected {checkpoint.step})"
+                )
             print(f"resuming from {checkpoint.directory}: epoch {initial_epoch}, "
                   f"step {int(model.optimizer.iterations.numpy())}", flush=True)
         else:
@@ -401,7 +421,8 @@ def run(args: argparse.Namespace) -> int:
             callbacks.append(keras.callbacks.ProgbarLogger())
         callbacks.append(cb.EpochLog(os.path.join(output_dir, "log.csv") if chief else None,
                                      epochs, initial_epoch, best[0], verbose=chief))
-        train = training_dataset(source, batch_size, labels, seed=settings["seed"])
+        # A resumed run draws a new order rather than replaying the first epochs'.
+        train = training_dataset(source, batch_size, labels, seed=settings["seed"] + initial_epoch)
         test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
         started = time.time()
         try:
@@ -416,15 +437,17 @@ def run(args: argparse.Namespace) -> int:
             )
         except TrainingStopped as stop:
             print(f"\nstopped: {stop}", file=sys.stderr, flush=True)
-            return 1
+            return 1, model
         print(f"trained epochs {initial_epoch + 1}..{epochs} in {time.time() - started:.0f} s", flush=True)
         best = (saver.best_value, saver.best_epoch)
 
-    if chief:
-        with ema_weights(model):
+    # Every worker evaluates (the metrics are reduced across workers); the chief writes.
+    with ema_weights(model):
+        test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
+        final = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+        if chief:
             cb.write_images(model, output_dir, fixed_images, fixed_labels)
-            test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
-            final = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
+    if chief:
         summary = {
             "test_bits_per_dim": float(final),
             "best_test_bits_per_dim": best[0],
@@ -436,13 +459,13 @@ def run(args: argparse.Namespace) -> int:
         best_text = f" (best {best[0]:.4f} at epoch {best[1]}, in best.keras)" if best[0] is not None else ""
         print(f"test bits/dim: {final:.4f}{best_text}\nwrote {output_dir}/model.keras, "
               f"samples.png (T = 0.5, 0.7, 1.0), reconstructions.png", flush=True)
-    return 0
+    return 0, model
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     try:
-        return run(args)
+        return train(args)[0]
     except (ValueError, TypeError, FileNotFoundError) as error:
         print(f"train_keras.py: error: {error}", file=sys.stderr)
         return 2

@@ -35,13 +35,19 @@ def training_dataset(
     seed: int | None = 0,
     repeat: bool = True,
 ) -> tf.data.Dataset:
-    """Shuffled, repeated batches of the train split (drop_remainder: every
-    batch has `batch_size` images, so replicas get equal shares)."""
+    """Shuffled, repeated batches of the train split.
+
+    The examples are repeated, then shuffled as one stream with a fixed seed,
+    so every iterator of this dataset (Keras may create more than one, and
+    every worker of a multi-worker run creates its own before sharding)
+    yields the same sequence. `drop_remainder`: every batch has `batch_size`
+    images, so replicas get equal shares.
+    """
     _check_labels(source, labels)
     dataset = source.split("train")
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if repeat:
         dataset = dataset.repeat()
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     dataset = dataset.batch(batch_size, drop_remainder=True, num_parallel_calls=_AUTOTUNE)
     dataset = dataset.map(lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE)
     return dataset.prefetch(_AUTOTUNE)

@@ -9,7 +9,11 @@ from glow_tf.training.schedules import LinearWarmup
 
 __all__ = ["make_optimizer", "OPTIMIZERS"]
 
-OPTIMIZERS = {"adamax": keras.optimizers.Adamax, "adam": keras.optimizers.Adam}
+OPTIMIZERS = {
+    "adamax": keras.optimizers.Adamax,
+    "adam": keras.optimizers.Adam,
+    "sgd": keras.optimizers.SGD,
+}
 
 
 def make_optimizer(
@@ -24,10 +28,10 @@ def make_optimizer(
     """A Keras optimizer for `GlowModel.compile`.
 
     Args:
-      name: "adamax" or "adam".
+      name: "adamax", "adam" or "sgd" (with momentum beta_1).
       learning_rate: the rate after warm-up.
       warmup_steps: updates of linear warm-up from learning_rate / warmup_steps.
-      beta_1, beta_2: the moment decays.
+      beta_1, beta_2: the moment decays (SGD: momentum = beta_1).
       ema_decay: if set (e.g. 0.999), the optimizer also keeps an exponential
         moving average of the weights (Polyak averaging; Keras' `use_ema`),
         which the training loop swaps in for evaluation, sampling and the
@@ -39,11 +43,11 @@ def make_optimizer(
         raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
     if ema_decay is not None and not 0.0 < ema_decay < 1.0:
         raise ValueError(f"ema_decay must lie in (0, 1), got {ema_decay}")
-    kwargs = dict(
-        learning_rate=LinearWarmup(learning_rate, warmup_steps),
-        beta_1=beta_1,
-        beta_2=beta_2,
-    )
+    kwargs = dict(learning_rate=LinearWarmup(learning_rate, warmup_steps))
+    if name == "sgd":
+        kwargs.update(momentum=beta_1)
+    else:
+        kwargs.update(beta_1=beta_1, beta_2=beta_2)
     if ema_decay is not None:
         kwargs.update(use_ema=True, ema_momentum=ema_decay)
     optimizer = OPTIMIZERS[name](**kwargs)
