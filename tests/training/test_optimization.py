@@ -21,8 +21,8 @@ def test_linear_warmup_and_its_config():
     assert clone.get_config() == schedule.get_config()
     with pytest.raises(ValueError, match="learning_rate must be > 0"):
         LinearWarmup(0.0, 3)
-    with pytest.raises(ValueError, match="unknown optimizer 'sgd'"):
-        make_optimizer("sgd")
+    with pytest.raises(ValueError, match="unknown optimizer 'rmsprop'"):
+        make_optimizer("rmsprop")
 
 
 def _weights(model):
