@@ -138,3 +138,50 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["epoch-0001"]
     assert open(good, "rb").read() == good_bytes
     assert open(os.path.join(run_dir, "model.keras"), "rb").read() == model_bytes
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--dataset", "folder:/no/such/folder"], "is not a directory"),
+        (["--num-levels", "4"], "divisible by 2**num_levels = 16"),
+        (["--conditional", "true", "--dataset", "lsun/bedroom"], "has no class labels"),
+        (["--batch-size", "4096"], "fewer than one batch"),
+        (["--resume", "/no/such/run"], "no checkpoint there"),
+    ],
+)
+def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys, flags, message):
+    import tensorflow_datasets as tfds
+
+    argv = ["--output-dir", str(tmp_path / "run"), "--epochs", "1", *TINY_FLAGS, *flags]
+    if "--batch-size" in flags:
+        argv.remove("--steps-per-epoch")
+        argv.remove("3")
+    with tfds.testing.mock_data(num_examples=2):
+        code = train_keras.main(argv)
+    error = capsys.readouterr().err
+    assert code == 2 and message in error and "Traceback" not in error, error
+
+
+def test_empty_folder_and_image_size_of_a_folder(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    argv = ["--output-dir", str(tmp_path / "run"), *TINY_FLAGS, "--dataset", f"folder:{tmp_path / 'images'}"]
+    assert train_keras.main(argv) == 2
+    assert "no readable PNG/JPEG images" in capsys.readouterr().err
+    for i in range(25):
+        tf.io.write_file(str(tmp_path / "images" / f"{i}.png"), tf.io.encode_png(np.zeros((12, 12, 3), np.uint8)))
+    assert train_keras.main([*argv, "--image-size", "12", "--num-levels", "3"]) == 2
+    assert "12x12 cannot be squeezed 3 times" in capsys.readouterr().err
+
+
+def test_resume_refuses_a_checkpoint_of_another_config(finished_run, tmp_path, capsys):
+    argv = ["--output-dir", str(tmp_path / "other"), "--epochs", "3", *TINY_FLAGS]
+    code = train_keras.main([*argv, "--hidden-channels", "16", "--resume", finished_run])
+    error = capsys.readouterr().err
+    assert code == 2 and "cannot resume from" in error
+    assert "hidden_channels: checkpoint 8, now 16" in error
+    code = train_keras.main([*argv, "--optimizer", "adam", "--resume", finished_run])
+    assert code == 2 and "optimizer: checkpoint 'adamax', now 'adam'" in capsys.readouterr().err
+    code = train_keras.main(["--output-dir", finished_run, "--epochs", "3", *TINY_FLAGS, "--resume", "never"])
+    assert code == 2 and "already holds a run" in capsys.readouterr().err
