@@ -308,7 +308,7 @@ def train(args: argparse.Namespace):
     from glow_tf.training.distribution import is_chief, make_strategy
     from glow_tf.training.ema import EMAEvaluation, ema_weights
     from glow_tf.training.errors import TrainingStopped
-    from glow_tf.training.optimizers import make_optimizer
+    from glow_tf.training.optimizers import initial_loss_scale, make_optimizer
 
     settings = resolve_settings(args)
     output_dir = args.output_dir or os.path.join("runs", args.preset)
@@ -365,7 +365,7 @@ def train(args: argparse.Namespace):
             beta_1=settings["beta1"],
             beta_2=settings["beta2"],
             ema_decay=settings["ema_decay"],
-            loss_scale=args.mixed_precision == "fp16",
+            loss_scale=initial_loss_scale(config.num_dims) if args.mixed_precision == "fp16" else None,
         )
         model.compile(optimizer, jit_compile=args.jit, gradient_clip_norm=settings["clip_norm"])
         model.optimizer.build(model.trainable_variables)

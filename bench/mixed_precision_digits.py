@@ -27,7 +27,7 @@ from glow_tf import GlowConfig, GlowModel  # noqa: E402
 from glow_tf.data.datasets import load_source  # noqa: E402
 from glow_tf.data.digits import digits_arrays  # noqa: E402
 from glow_tf.data.pipeline import training_dataset  # noqa: E402
-from glow_tf.training.optimizers import make_optimizer  # noqa: E402
+from glow_tf.training.optimizers import initial_loss_scale, make_optimizer  # noqa: E402
 
 
 def fixed_noise_bits(model, images):
@@ -41,7 +41,8 @@ def run(dtype, args):
     model = GlowModel(config)
     init = digits_arrays("train")[0][:512]
     model.initialize(init, noise=np.full(init.shape, 0.5 / 32, np.float32))
-    model.compile(make_optimizer("adamax", 2e-3, warmup_steps=115, loss_scale=dtype == "float16"))
+    loss_scale = initial_loss_scale(config.num_dims) if dtype == "float16" else None
+    model.compile(make_optimizer("adamax", 2e-3, warmup_steps=115, loss_scale=loss_scale))
     model.optimizer.build(model.trainable_variables)
     data = training_dataset(load_source("digits"), 64, seed=0)
     model.fit(data, steps_per_epoch=2, epochs=1, verbose=0)  # trace
