@@ -80,32 +80,56 @@ def build_parser() -> argparse.ArgumentParser:
         "start fresh (refuses a directory that holds a run); or the path of a run directory "
         "or checkpoint to continue from",
     )
-    run.add_argument("--verbose", type=int, choices=(0, 1, 2), default=None,
-                     help="Keras fit verbosity (default: progress bar)")
+    run.add_argument(
+        "--verbose",
+        type=int,
+        choices=(0, 1, 2),
+        default=None,
+        help="Keras fit verbosity (default: progress bar)",
+    )
 
     data = parser.add_argument_group("data")
-    data.add_argument("--dataset", help="digits, mnist, fashion_mnist, cifar10, celeb_a, "
-                      "imagenet_resized/32x32, imagenet_resized/64x64, lsun/<category>, "
-                      "folder:PATH or tfrecord:GLOB")
+    data.add_argument(
+        "--dataset",
+        help="digits, mnist, fashion_mnist, cifar10, celeb_a, "
+        "imagenet_resized/32x32, imagenet_resized/64x64, lsun/<category>, "
+        "folder:PATH or tfrecord:GLOB",
+    )
     data.add_argument("--data-dir", help="tensorflow-datasets data directory")
-    data.add_argument("--image-size", type=_positive_int, help="square image size to crop/resize to")
+    data.add_argument(
+        "--image-size", type=_positive_int, help="square image size to crop/resize to"
+    )
     data.add_argument("--channels", type=int, choices=(1, 3), help="channels of folder images")
-    data.add_argument("--test-examples", type=_positive_int,
-                      help="evaluate on the first N test images only")
-    data.add_argument("--steps-per-epoch", type=_positive_int,
-                      help="updates per epoch (default: train images // batch size)")
+    data.add_argument(
+        "--test-examples", type=_positive_int, help="evaluate on the first N test images only"
+    )
+    data.add_argument(
+        "--steps-per-epoch",
+        type=_positive_int,
+        help="updates per epoch (default: train images // batch size)",
+    )
 
     model = parser.add_argument_group("model (GlowConfig fields)")
     model.add_argument("--num-levels", type=_positive_int, help="L, levels of the multi-scale flow")
     model.add_argument("--num-steps", type=_positive_int, help="K, flow steps per level")
-    model.add_argument("--hidden-channels", type=_positive_int, help="width of the coupling networks")
+    model.add_argument(
+        "--hidden-channels", type=_positive_int, help="width of the coupling networks"
+    )
     model.add_argument("--coupling", choices=("affine", "additive"))
     model.add_argument("--permutation", choices=("conv1x1", "shuffle", "reverse"))
-    model.add_argument("--lu-decomposed", type=_on_off, metavar="BOOL", help="LU-decomposed 1x1 convs")
-    model.add_argument("--num-bits", type=int, choices=range(1, 9), metavar="1..8", help="bits per pixel value")
+    model.add_argument(
+        "--lu-decomposed", type=_on_off, metavar="BOOL", help="LU-decomposed 1x1 convs"
+    )
+    model.add_argument(
+        "--num-bits", type=int, choices=range(1, 9), metavar="1..8", help="bits per pixel value"
+    )
     model.add_argument("--learn-top", type=_on_off, metavar="BOOL", help="learned top prior")
-    model.add_argument("--conditional", type=_on_off, metavar="BOOL",
-                       help="class-conditional model on the dataset's labels")
+    model.add_argument(
+        "--conditional",
+        type=_on_off,
+        metavar="BOOL",
+        help="class-conditional model on the dataset's labels",
+    )
     model.add_argument("--weight-y", type=float, help="weight of the classifier loss (conditional)")
     model.add_argument("--seed", type=int, help="seed of the initial weights and the data order")
 
@@ -113,38 +137,68 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--epochs", type=_positive_int)
     train.add_argument("--batch-size", type=_positive_int, help="global batch size (all replicas)")
     train.add_argument("--test-batch-size", type=_positive_int)
-    train.add_argument("--init-batch-size", type=_positive_int,
-                       help="images of the data-dependent ActNorm init batch")
-    train.add_argument("--optimizer", choices=("adamax", "adam", "sgd"),
-                       help="sgd uses --beta1 as momentum")
+    train.add_argument(
+        "--init-batch-size",
+        type=_positive_int,
+        help="images of the data-dependent ActNorm init batch",
+    )
+    train.add_argument(
+        "--optimizer", choices=("adamax", "adam", "sgd"), help="sgd uses --beta1 as momentum"
+    )
     train.add_argument("--lr", type=_positive_float, help="learning rate after warm-up")
     train.add_argument("--warmup-epochs", type=float, help="linear warm-up, in epochs")
-    train.add_argument("--warmup-steps", type=int, help="linear warm-up, in updates (wins over epochs)")
+    train.add_argument(
+        "--warmup-steps", type=int, help="linear warm-up, in updates (wins over epochs)"
+    )
     train.add_argument("--beta1", type=float)
     train.add_argument("--beta2", type=float)
-    train.add_argument("--clip-norm", type=_positive_float,
-                       help="clip the gradient of the global batch to this global norm")
-    train.add_argument("--ema-decay", type=float,
-                       help="keep Polyak/EMA weights with this decay (e.g. 0.999) for "
-                       "evaluation, sampling and the saved models")
+    train.add_argument(
+        "--clip-norm",
+        type=_positive_float,
+        help="clip the gradient of the global batch to this global norm",
+    )
+    train.add_argument(
+        "--ema-decay",
+        type=float,
+        help="keep Polyak/EMA weights with this decay (e.g. 0.999) for "
+        "evaluation, sampling and the saved models",
+    )
 
     speed = parser.add_argument_group("precision, speed, devices")
-    speed.add_argument("--mixed-precision", choices=("none", "bf16", "fp16"), default="none",
-                       help="compute dtype of the coupling networks (flow, log-dets and "
-                       "priors stay float32)")
+    speed.add_argument(
+        "--mixed-precision",
+        choices=("none", "bf16", "fp16"),
+        default="none",
+        help="compute dtype of the coupling networks (flow, log-dets and priors stay float32)",
+    )
     speed.add_argument("--jit", action="store_true", help="compile the train step with XLA")
-    speed.add_argument("--strategy", choices=("default", "mirrored", "multiworker", "tpu"),
-                       default="default", help="tf.distribute strategy")
+    speed.add_argument(
+        "--strategy",
+        choices=("default", "mirrored", "multiworker", "tpu"),
+        default="default",
+        help="tf.distribute strategy",
+    )
     speed.add_argument("--tpu", default=None, help="TPU name or address for --strategy tpu")
 
     watch = parser.add_argument_group("observability and guards")
-    watch.add_argument("--sample-every", type=_positive_int,
-                       help="write sample grids and reconstructions every N epochs")
+    watch.add_argument(
+        "--sample-every",
+        type=_positive_int,
+        help="write sample grids and reconstructions every N epochs",
+    )
     watch.add_argument("--tensorboard", type=_on_off, default=True, metavar="BOOL")
-    watch.add_argument("--check-invertibility-every", type=_positive_int, default=1,
-                       help="check decode(encode(x)) == x on a fixed batch every N epochs")
-    watch.add_argument("--invertibility-tolerance", type=_positive_float, default=1e-3,
-                       help="largest allowed reconstruction error on the flow input")
+    watch.add_argument(
+        "--check-invertibility-every",
+        type=_positive_int,
+        default=1,
+        help="check decode(encode(x)) == x on a fixed batch every N epochs",
+    )
+    watch.add_argument(
+        "--invertibility-tolerance",
+        type=_positive_float,
+        default=1e-3,
+        help="largest allowed reconstruction error on the flow input",
+    )
     watch.add_argument("--keep-checkpoints", type=_positive_int, default=2)
     return parser
 
@@ -267,7 +321,9 @@ def check_compatible(checkpoint, config, layout: dict) -> None:
         if key not in _RESUMABLE_DIFFERENCES and saved.get(key) != wanted.get(key)
     }
     if differences:
-        text = ", ".join(f"{key}: checkpoint {old!r}, now {new!r}" for key, (old, new) in differences.items())
+        text = ", ".join(
+            f"{key}: checkpoint {old!r}, now {new!r}" for key, (old, new) in differences.items()
+        )
         raise ValueError(
             f"cannot resume from {checkpoint.directory!r}: it holds a model or optimizer with "
             f"another configuration ({text}). Pass the same settings, or another "
@@ -296,13 +352,11 @@ def _steps_per_epoch(args, source, batch_size) -> int:
 def train(args: argparse.Namespace):
     """Runs the training described by `args`; returns (exit code, model)."""
     import keras
-    import numpy as np
-    import tensorflow as tf
 
     from glow_tf import GlowModel
     from glow_tf.data.datasets import load_source
     from glow_tf.data.dequantize import uniform_noise
-    from glow_tf.data.pipeline import fixed_batch, evaluation_dataset, training_dataset
+    from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
     from glow_tf.training import callbacks as cb
     from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
     from glow_tf.training.distribution import is_chief, make_strategy
@@ -349,12 +403,15 @@ def train(args: argparse.Namespace):
         os.makedirs(output_dir, exist_ok=True)
         write_json_atomically(os.path.join(output_dir, "run.json"), run_description)
 
-    print(f"glow_tf: {source.name} {'x'.join(map(str, config.image_shape))}, "
-          f"L={config.num_levels} K={config.num_steps} width={config.hidden_channels} "
-          f"{config.coupling} {config.permutation} {config.num_bits} bits"
-          f"{f', {config.num_classes} classes' if labels else ''}; "
-          f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}, "
-          f"{steps_per_epoch} steps/epoch; output in {output_dir}", flush=True)
+    print(
+        f"glow_tf: {source.name} {'x'.join(map(str, config.image_shape))}, "
+        f"L={config.num_levels} K={config.num_steps} width={config.hidden_channels} "
+        f"{config.coupling} {config.permutation} {config.num_bits} bits"
+        f"{f', {config.num_classes} classes' if labels else ''}; "
+        f"{strategy.num_replicas_in_sync} replica(s), batch {batch_size}, "
+        f"{steps_per_epoch} steps/epoch; output in {output_dir}",
+        flush=True,
+    )
 
     with strategy.scope():
         model = GlowModel(config)
@@ -365,7 +422,9 @@ def train(args: argparse.Namespace):
             beta_1=settings["beta1"],
             beta_2=settings["beta2"],
             ema_decay=settings["ema_decay"],
-            loss_scale=initial_loss_scale(config.num_dims) if args.mixed_precision == "fp16" else None,
+            loss_scale=initial_loss_scale(config.num_dims)
+            if args.mixed_precision == "fp16"
+            else None,
         )
         model.compile(optimizer, jit_compile=args.jit, gradient_clip_norm=settings["clip_norm"])
         model.optimizer.build(model.trainable_variables)
@@ -377,26 +436,38 @@ def train(args: argparse.Namespace):
                     f"the optimizer state of {checkpoint.directory!r} did not load (step "
                     f"{int(model.optimizer.iterations.numpy())}, expected {checkpoint.step})"
                 )
-            print(f"resuming from {checkpoint.directory}: epoch {initial_epoch}, "
-                  f"step {int(model.optimizer.iterations.numpy())}", flush=True)
+            print(
+                f"resuming from {checkpoint.directory}: epoch {initial_epoch}, "
+                f"step {int(model.optimizer.iterations.numpy())}",
+                flush=True,
+            )
         else:
             initial_epoch = 0
             init = fixed_batch(source, "train", settings["init_batch_size"], seed=settings["seed"])
             noise = uniform_noise(init["image"].shape, config.num_bits, seed=[settings["seed"], 1])
             bits = model.initialize(init["image"], init["label"] if labels else None, noise=noise)
-            print(f"data-dependent init on {len(init['image'])} training images: "
-                  f"{bits:.4f} bits/dim", flush=True)
+            print(
+                f"data-dependent init on {len(init['image'])} training images: {bits:.4f} bits/dim",
+                flush=True,
+            )
 
     fixed = fixed_batch(source, "test", 8, seed=settings["seed"])
     fixed_images, fixed_labels = fixed["image"], (fixed["label"] if labels else None)
-    best = (checkpoint.state.get("best_test_bits_per_dim"), checkpoint.state.get("best_epoch")) if checkpoint else (None, None)
+    best = (
+        (checkpoint.state.get("best_test_bits_per_dim"), checkpoint.state.get("best_epoch"))
+        if checkpoint
+        else (None, None)
+    )
 
     if initial_epoch >= epochs:
-        print(f"the run in {output_dir} has already trained {initial_epoch} epochs "
-              f"(--epochs {epochs}); pass a larger --epochs to continue it")
+        print(
+            f"the run in {output_dir} has already trained {initial_epoch} epochs "
+            f"(--epochs {epochs}); pass a larger --epochs to continue it"
+        )
     else:
         hint = lambda: (  # noqa: E731
-            f"The last good checkpoint is {saver.last_saved.directory} (epoch {saver.last_saved.epoch}). "
+            f"The last good checkpoint is {saver.last_saved.directory} "
+            f"(epoch {saver.last_saved.epoch}). "
             if saver.last_saved is not None
             else (f"The last good checkpoint is {checkpoint.directory}. " if checkpoint else "")
         )
@@ -404,26 +475,50 @@ def train(args: argparse.Namespace):
         callbacks = [
             EMAEvaluation(),
             cb.NonFiniteGuard(hint),
-            cb.InvertibilityGuard(fixed_images, fixed_labels, args.invertibility_tolerance,
-                                  args.check_invertibility_every, hint),
+            cb.InvertibilityGuard(
+                fixed_images,
+                fixed_labels,
+                args.invertibility_tolerance,
+                args.check_invertibility_every,
+                hint,
+            ),
             saver,
-            cb.ImageWriter(output_dir, fixed_images, fixed_labels, settings["sample_every"],
-                           summary_dir=os.path.join(output_dir, "tensorboard", "images") if args.tensorboard else None,
-                           write=chief),
+            cb.ImageWriter(
+                output_dir,
+                fixed_images,
+                fixed_labels,
+                settings["sample_every"],
+                summary_dir=os.path.join(output_dir, "tensorboard", "images")
+                if args.tensorboard
+                else None,
+                write=chief,
+            ),
         ]
         if args.tensorboard and chief:
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(output_dir, "tensorboard"),
-                                                         write_graph=False, update_freq="epoch"))
+            callbacks.append(
+                keras.callbacks.TensorBoard(
+                    os.path.join(output_dir, "tensorboard"), write_graph=False, update_freq="epoch"
+                )
+            )
         verbose = 1 if args.verbose is None else args.verbose
         # The epoch line comes after Keras' progress bar has finished its line.
         callbacks.append(keras.callbacks.History())
         if verbose:
             callbacks.append(keras.callbacks.ProgbarLogger())
-        callbacks.append(cb.EpochLog(os.path.join(output_dir, "log.csv") if chief else None,
-                                     epochs, initial_epoch, best[0], verbose=chief))
+        callbacks.append(
+            cb.EpochLog(
+                os.path.join(output_dir, "log.csv") if chief else None,
+                epochs,
+                initial_epoch,
+                best[0],
+                verbose=chief,
+            )
+        )
         # A resumed run draws a new order rather than replaying the first epochs'.
         train = training_dataset(source, batch_size, labels, seed=settings["seed"] + initial_epoch)
-        test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
+        test = evaluation_dataset(
+            source, settings["test_batch_size"] or batch_size, labels, args.test_examples
+        )
         started = time.time()
         try:
             model.fit(
@@ -438,12 +533,17 @@ def train(args: argparse.Namespace):
         except TrainingStopped as stop:
             print(f"\nstopped: {stop}", file=sys.stderr, flush=True)
             return 1, model
-        print(f"trained epochs {initial_epoch + 1}..{epochs} in {time.time() - started:.0f} s", flush=True)
+        print(
+            f"trained epochs {initial_epoch + 1}..{epochs} in {time.time() - started:.0f} s",
+            flush=True,
+        )
         best = (saver.best_value, saver.best_epoch)
 
     # Every worker evaluates (the metrics are reduced across workers); the chief writes.
     with ema_weights(model):
-        test = evaluation_dataset(source, settings["test_batch_size"] or batch_size, labels, args.test_examples)
+        test = evaluation_dataset(
+            source, settings["test_batch_size"] or batch_size, labels, args.test_examples
+        )
         final = model.evaluate(test, verbose=0, return_dict=True)["bits_per_dim"]
         if chief:
             cb.write_images(model, output_dir, fixed_images, fixed_labels)
@@ -456,9 +556,16 @@ def train(args: argparse.Namespace):
             "step": int(model.optimizer.iterations.numpy()),
         }
         write_json_atomically(os.path.join(output_dir, "summary.json"), summary)
-        best_text = f" (best {best[0]:.4f} at epoch {best[1]}, in best.keras)" if best[0] is not None else ""
-        print(f"test bits/dim: {final:.4f}{best_text}\nwrote {output_dir}/model.keras, "
-              f"samples.png (T = 0.5, 0.7, 1.0), reconstructions.png", flush=True)
+        best_text = (
+            f" (best {best[0]:.4f} at epoch {best[1]}, in best.keras)"
+            if best[0] is not None
+            else ""
+        )
+        print(
+            f"test bits/dim: {final:.4f}{best_text}\nwrote {output_dir}/model.keras, "
+            f"samples.png (T = 0.5, 0.7, 1.0), reconstructions.png",
+            flush=True,
+        )
     return 0, model
 
 
@@ -470,8 +577,10 @@ def main(argv=None) -> int:
         print(f"train_keras.py: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("\ninterrupted; run the same command again to continue from the last checkpoint",
-              file=sys.stderr)
+        print(
+            "\ninterrupted; run the same command again to continue from the last checkpoint",
+            file=sys.stderr,
+        )
         return 130
 
 

@@ -21,7 +21,6 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
 from glow_tf import GlowConfig, GlowModel  # noqa: E402
 from glow_tf.data.datasets import load_source  # noqa: E402
@@ -36,8 +35,15 @@ def fixed_noise_bits(model, images):
 
 
 def run(dtype, args):
-    config = GlowConfig(image_shape=(8, 8, 1), num_levels=2, num_steps=args.num_steps,
-                        hidden_channels=args.width, num_bits=5, network_dtype=dtype, seed=0)
+    config = GlowConfig(
+        image_shape=(8, 8, 1),
+        num_levels=2,
+        num_steps=args.num_steps,
+        hidden_channels=args.width,
+        num_bits=5,
+        network_dtype=dtype,
+        seed=0,
+    )
     model = GlowModel(config)
     init = digits_arrays("train")[0][:512]
     model.initialize(init, noise=np.full(init.shape, 0.5 / 32, np.float32))
@@ -62,8 +68,10 @@ def main():
     base_bits, base_time = results["float32"]
     print(f"digits, L=2 K={args.num_steps} width={args.width}, {2 + 23 * args.epochs} updates")
     for dtype, (bits, seconds) in results.items():
-        print(f"{dtype:9s} test {bits:.4f} bits/dim  diff {bits - base_bits:+.4f}  "
-              f"{seconds * 1e3:.1f} ms/update  x{seconds / base_time:.2f}")
+        print(
+            f"{dtype:9s} test {bits:.4f} bits/dim  diff {bits - base_bits:+.4f}  "
+            f"{seconds * 1e3:.1f} ms/update  x{seconds / base_time:.2f}"
+        )
 
 
 if __name__ == "__main__":

@@ -138,7 +138,13 @@ PRESETS: dict[str, dict[str, Any]] = {
     # OpenAI README "CelebA-HQ 256x256 Qualitative result": 5 bits, additive.
     # OpenAI's TFRecords: --dataset 'tfrecord:/data/celeba-tfr/{split}/*-r08-*.tfrecords'.
     "celeba_hq_256": _openai(
-        "tfrecord:celeba-tfr/{split}/*-r08-*.tfrecords", 256, 6, 32, "additive", 5, 40,
+        "tfrecord:celeba-tfr/{split}/*-r08-*.tfrecords",
+        256,
+        6,
+        32,
+        "additive",
+        5,
+        40,
         init_batch_size=40,
     ),
 }

@@ -5,7 +5,8 @@
     python -m glow_tf.sample reconstruct --model M --dataset digits --out recon.png [--count 8]
     python -m glow_tf.sample interpolate --model M --dataset digits --pairs 0 1 2 3 --out interp.png
         [--steps 8]                      (test images 0->1 and 2->3, one strip each)
-    python -m glow_tf.sample direction   --model M --dataset celeb_a --attribute Smiling --out smile.npz
+    python -m glow_tf.sample direction   --model M --dataset celeb_a --attribute Smiling \
+        --out smile.npz
     python -m glow_tf.sample direction   --model M --dataset digits --label 0 --out zero.npz
         [--split train] [--examples 2000]
     python -m glow_tf.sample manipulate  --model M --dataset celeb_a --direction smile.npz
@@ -29,11 +30,15 @@ __all__ = ["main", "build_parser"]
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m glow_tf.sample", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m glow_tf.sample", description=__doc__.split("\n")[0]
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name, help_text, dataset=True):
-        sub = commands.add_parser(name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        sub = commands.add_parser(
+            name, help=help_text, formatter_class=argparse.ArgumentDefaultsHelpFormatter
+        )
         sub.add_argument("--model", required=True, help="a .keras file written by train_keras.py")
         sub.add_argument("--out", required=True, help="output file")
         sub.add_argument("--scale", type=int, default=None, help="pixel repeat factor of the PNG")
@@ -53,8 +58,9 @@ def build_parser() -> argparse.ArgumentParser:
     reconstruct.add_argument("--count", type=int, default=8)
 
     interpolate = command("interpolate", "decode((1-a) z1 + a z2) between encoded test images")
-    interpolate.add_argument("--pairs", type=int, nargs="+", default=[0, 1],
-                             help="test image indices, two per strip")
+    interpolate.add_argument(
+        "--pairs", type=int, nargs="+", default=[0, 1], help="test image indices, two per strip"
+    )
     interpolate.add_argument("--steps", type=int, default=8)
 
     direction = command("direction", "attribute direction mean(z|attr) - mean(z|not attr)")
@@ -66,7 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     manipulate = command("manipulate", "decode(encode(image) + s * direction) strips")
     manipulate.add_argument("--direction", required=True, help=".npz written by `direction`")
-    manipulate.add_argument("--strengths", type=float, nargs="+", default=[-1.0, -0.5, 0.0, 0.5, 1.0])
+    manipulate.add_argument(
+        "--strengths", type=float, nargs="+", default=[-1.0, -0.5, 0.0, 0.5, 1.0]
+    )
     manipulate.add_argument("--count", type=int, default=4)
     return parser
 
@@ -127,28 +135,37 @@ def run(args) -> str:
     if args.command == "grid":
         labels = None
         if config.conditional:
-            labels = (np.full(args.per_row, args.label) if args.label is not None
-                      else np.arange(args.per_row) % config.num_classes)
+            labels = (
+                np.full(args.per_row, args.label)
+                if args.label is not None
+                else np.arange(args.per_row) % config.num_classes
+            )
         elif args.label is not None:
             raise ValueError("--label needs a class-conditional model")
-        images = sampling.temperature_grid(model, args.temperatures, args.per_row, args.seed, y=labels)
+        images = sampling.temperature_grid(
+            model, args.temperatures, args.per_row, args.seed, y=labels
+        )
         return sampling.write_png(args.out, sampling.image_grid(images, args.per_row, scale=scale))
 
     if args.command == "reconstruct":
         images, labels = _test_images(args, model, args.count)
         pairs = sampling.reconstructions(model, images, labels)
-        return sampling.write_png(args.out, sampling.image_grid(pairs, 2 * min(args.count, 4), scale=scale))
+        return sampling.write_png(
+            args.out, sampling.image_grid(pairs, 2 * min(args.count, 4), scale=scale)
+        )
 
     if args.command == "interpolate":
         if len(args.pairs) % 2:
             raise ValueError(f"--pairs takes image indices two by two, got {len(args.pairs)}")
         images, labels = _test_images(args, model, max(args.pairs) + 1)
         strips = []
-        for first, second in zip(args.pairs[::2], args.pairs[1::2]):
+        for first, second in zip(args.pairs[::2], args.pairs[1::2], strict=True):
             label = None
             if labels is not None:
                 label = labels[first]
-            strips.append(sampling.interpolation(model, images[first], images[second], args.steps, y=label))
+            strips.append(
+                sampling.interpolation(model, images[first], images[second], args.steps, y=label)
+            )
         grid = sampling.image_grid(np.concatenate(strips), args.steps, scale=scale)
         return sampling.write_png(args.out, grid)
 
@@ -172,8 +189,13 @@ def run(args) -> str:
             name = f"label={args.label}"
         direction = sampling.attribute_direction(model, batch["image"], has, _labels(model, batch))
         return sampling.save_direction(
-            args.out, direction, attribute=name, dataset=source.name, config=config.to_dict(),
-            with_attribute=int(has.sum()), without_attribute=int((~has).sum()),
+            args.out,
+            direction,
+            attribute=name,
+            dataset=source.name,
+            config=config.to_dict(),
+            with_attribute=int(has.sum()),
+            without_attribute=int((~has).sum()),
         )
 
     if args.command == "manipulate":

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -39,7 +39,9 @@ __all__ = [
 DEFAULT_TEMPERATURES = (0.5, 0.7, 1.0)
 
 
-def image_grid(images, columns: int, padding: int = 1, pad_value: int = 128, scale: int = 1) -> np.ndarray:
+def image_grid(
+    images, columns: int, padding: int = 1, pad_value: int = 128, scale: int = 1
+) -> np.ndarray:
     """Tiles uint8 images [N, H, W, C] row by row into one image.
 
     Missing cells of the last row stay at `pad_value`; `scale` repeats every
@@ -50,7 +52,9 @@ def image_grid(images, columns: int, padding: int = 1, pad_value: int = 128, sca
     """
     images = np.asarray(images)
     if images.ndim != 4 or images.dtype != np.uint8:
-        raise ValueError(f"image_grid needs uint8 images [N, H, W, C], got {images.dtype} {images.shape}")
+        raise ValueError(
+            f"image_grid needs uint8 images [N, H, W, C], got {images.dtype} {images.shape}"
+        )
     if columns < 1:
         raise ValueError(f"columns must be >= 1, got {columns}")
     count, height, width, channels = images.shape
@@ -73,7 +77,9 @@ def write_png(path: str, image) -> str:
     """Writes one uint8 image [H, W, C] (C = 1, 3 or 4) as PNG; returns the path."""
     image = np.asarray(image)
     if image.ndim != 3 or image.dtype != np.uint8 or image.shape[-1] not in (1, 3, 4):
-        raise ValueError(f"write_png needs a uint8 image [H, W, 1|3|4], got {image.dtype} {image.shape}")
+        raise ValueError(
+            f"write_png needs a uint8 image [H, W, 1|3|4], got {image.dtype} {image.shape}"
+        )
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)

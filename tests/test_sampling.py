@@ -63,7 +63,9 @@ def test_attribute_direction_is_the_difference_of_means(tiny_model, tmp_path):
     np.testing.assert_array_equal(loaded, direction)
     assert metadata == {"attribute": "blob"}
     with pytest.raises(ValueError, match="latents have 128 dimensions"):
-        sampling.load_direction(sampling.save_direction(str(tmp_path / "e.npz"), direction[:5]), 128)
+        sampling.load_direction(
+            sampling.save_direction(str(tmp_path / "e.npz"), direction[:5]), 128
+        )
     with pytest.raises(ValueError, match="with and without the attribute"):
         sampling.attribute_direction(tiny_model, images, np.ones(10, bool))
     strips = sampling.manipulation(tiny_model, images[:2], direction, [0.0, 2.0])
@@ -90,23 +92,104 @@ def _png(path):
 
 def test_cli_commands_write_their_files(saved_digits_model, tmp_path, capsys):
     model = ["--model", saved_digits_model]
-    assert sample_main(["grid", *model, "--out", str(tmp_path / "g.png"), "--temperatures", "0", "1",
-                        "--per-row", "3", "--scale", "1"]) == 0
+    assert (
+        sample_main(
+            [
+                "grid",
+                *model,
+                "--out",
+                str(tmp_path / "g.png"),
+                "--temperatures",
+                "0",
+                "1",
+                "--per-row",
+                "3",
+                "--scale",
+                "1",
+            ]
+        )
+        == 0
+    )
     assert _png(tmp_path / "g.png").shape == (2 * 9 + 1, 3 * 9 + 1, 1)
     digits = ["--dataset", "digits"]
-    assert sample_main(["reconstruct", *model, *digits, "--count", "2", "--scale", "1",
-                        "--out", str(tmp_path / "r.png")]) == 0
+    assert (
+        sample_main(
+            [
+                "reconstruct",
+                *model,
+                *digits,
+                "--count",
+                "2",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "r.png"),
+            ]
+        )
+        == 0
+    )
     assert _png(tmp_path / "r.png").shape == (10, 37, 1)
-    assert sample_main(["interpolate", *model, *digits, "--pairs", "0", "1", "2", "3", "--steps", "4",
-                        "--scale", "1", "--out", str(tmp_path / "i.png")]) == 0
+    assert (
+        sample_main(
+            [
+                "interpolate",
+                *model,
+                *digits,
+                "--pairs",
+                "0",
+                "1",
+                "2",
+                "3",
+                "--steps",
+                "4",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "i.png"),
+            ]
+        )
+        == 0
+    )
     assert _png(tmp_path / "i.png").shape == (19, 37, 1)
-    assert sample_main(["direction", *model, *digits, "--label", "3", "--examples", "100",
-                        "--out", str(tmp_path / "three.npz")]) == 0
+    assert (
+        sample_main(
+            [
+                "direction",
+                *model,
+                *digits,
+                "--label",
+                "3",
+                "--examples",
+                "100",
+                "--out",
+                str(tmp_path / "three.npz"),
+            ]
+        )
+        == 0
+    )
     direction, metadata = sampling.load_direction(str(tmp_path / "three.npz"), TINY.num_dims)
     assert metadata["attribute"] == "label=3" and metadata["with_attribute"] > 0
-    assert sample_main(["manipulate", *model, *digits, "--direction", str(tmp_path / "three.npz"),
-                        "--strengths", "0", "1", "--count", "3", "--scale", "1",
-                        "--out", str(tmp_path / "m.png")]) == 0
+    assert (
+        sample_main(
+            [
+                "manipulate",
+                *model,
+                *digits,
+                "--direction",
+                str(tmp_path / "three.npz"),
+                "--strengths",
+                "0",
+                "1",
+                "--count",
+                "3",
+                "--scale",
+                "1",
+                "--out",
+                str(tmp_path / "m.png"),
+            ]
+        )
+        == 0
+    )
     assert _png(tmp_path / "m.png").shape == (28, 19, 1)
     assert "wrote" in capsys.readouterr().out
 
@@ -115,12 +198,36 @@ def test_cli_errors_are_messages(saved_digits_model, tmp_path, capsys):
     model = ["--model", saved_digits_model]
     cases = [
         (["grid", "--model", str(tmp_path / "none.keras"), "--out", "x.png"], "no model file"),
-        (["direction", *model, "--dataset", "digits", "--attribute", "Smiling", "--out", "d.npz"],
-         "has no attribute 'Smiling'"),
+        (
+            [
+                "direction",
+                *model,
+                "--dataset",
+                "digits",
+                "--attribute",
+                "Smiling",
+                "--out",
+                "d.npz",
+            ],
+            "has no attribute 'Smiling'",
+        ),
         (["reconstruct", *model, "--dataset", "cifar10", "--out", "r.png"], "takes (8, 8, 1)"),
         (["grid", *model, "--label", "2", "--out", "g.png"], "needs a class-conditional model"),
-        (["interpolate", *model, "--dataset", "digits", "--pairs", "0", "1", "2", "--out", "i.png"],
-         "two by two"),
+        (
+            [
+                "interpolate",
+                *model,
+                "--dataset",
+                "digits",
+                "--pairs",
+                "0",
+                "1",
+                "2",
+                "--out",
+                "i.png",
+            ],
+            "two by two",
+        ),
     ]
     for argv, message in cases:
         if "cifar10" in argv:

@@ -15,14 +15,22 @@ import train_keras
 from glow_tf import GlowModel
 
 TINY_FLAGS = [
-    "--num-steps", "1",
-    "--hidden-channels", "8",
-    "--steps-per-epoch", "3",
-    "--batch-size", "16",
-    "--test-examples", "32",
-    "--init-batch-size", "32",
-    "--tensorboard", "false",
-    "--verbose", "0",
+    "--num-steps",
+    "1",
+    "--hidden-channels",
+    "8",
+    "--steps-per-epoch",
+    "3",
+    "--batch-size",
+    "16",
+    "--test-examples",
+    "32",
+    "--init-batch-size",
+    "32",
+    "--tensorboard",
+    "false",
+    "--verbose",
+    "0",
 ]
 
 
@@ -39,16 +47,31 @@ def _png_shape(path):
 def finished_run(tmp_path_factory):
     run_dir = str(tmp_path_factory.mktemp("run"))
     code = train_keras.main(
-        ["--output-dir", run_dir, "--epochs", "2", *TINY_FLAGS, "--tensorboard", "true",
-         "--sample-every", "1"]
+        [
+            "--output-dir",
+            run_dir,
+            "--epochs",
+            "2",
+            *TINY_FLAGS,
+            "--tensorboard",
+            "true",
+            "--sample-every",
+            "1",
+        ]
     )
     assert code == 0
     return run_dir
 
 
 def test_run_writes_models_pngs_and_logs(finished_run):
-    for name in ("model.keras", "best.keras", "samples.png", "reconstructions.png", "run.json",
-                 "summary.json"):
+    for name in (
+        "model.keras",
+        "best.keras",
+        "samples.png",
+        "reconstructions.png",
+        "run.json",
+        "summary.json",
+    ):
         assert os.path.isfile(os.path.join(finished_run, name)), name
     rows = _read_log(finished_run)
     assert [int(row["epoch"]) for row in rows] == [1, 2]
@@ -93,8 +116,14 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     run_dir = str(tmp_path / "run")
     flags = ["--epochs", "4", "--steps-per-epoch", "150", "--check-invertibility-every", "100"]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    process = subprocess.Popen(_command(run_dir, *flags), cwd=REPO_ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        _command(run_dir, *flags),
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     first = os.path.join(run_dir, "checkpoints", "epoch-0001", "state.json")
     deadline = time.time() + 240
     while not os.path.exists(first) and process.poll() is None and time.time() < deadline:
@@ -107,8 +136,14 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     killed_state = json.load(open(first))
     assert killed_state["step"] == 150
 
-    resumed = subprocess.run(_command(run_dir, *flags), cwd=REPO_ROOT, env=env,
-                             capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run(
+        _command(run_dir, *flags),
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from" in resumed.stdout and "epoch 1, step 150" in resumed.stdout
     assert "data-dependent init" not in resumed.stdout
@@ -128,8 +163,19 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     good_bytes = open(good, "rb").read()
     model_bytes = open(os.path.join(run_dir, "model.keras"), "rb").read()
     capsys.readouterr()
-    code = train_keras.main(["--output-dir", run_dir, "--epochs", "3", *TINY_FLAGS,
-                             "--lr", "1e8", "--warmup-steps", "0"])
+    code = train_keras.main(
+        [
+            "--output-dir",
+            run_dir,
+            "--epochs",
+            "3",
+            *TINY_FLAGS,
+            "--lr",
+            "1e8",
+            "--warmup-steps",
+            "0",
+        ]
+    )
     error = capsys.readouterr().err
     assert code == 1
     assert "training stopped" in error and "epoch 2" in error
@@ -166,11 +212,19 @@ def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys, flags, mess
 
 def test_empty_folder_and_image_size_of_a_folder(tmp_path, capsys):
     (tmp_path / "images").mkdir()
-    argv = ["--output-dir", str(tmp_path / "run"), *TINY_FLAGS, "--dataset", f"folder:{tmp_path / 'images'}"]
+    argv = [
+        "--output-dir",
+        str(tmp_path / "run"),
+        *TINY_FLAGS,
+        "--dataset",
+        f"folder:{tmp_path / 'images'}",
+    ]
     assert train_keras.main(argv) == 2
     assert "no readable PNG/JPEG images" in capsys.readouterr().err
     for i in range(25):
-        tf.io.write_file(str(tmp_path / "images" / f"{i}.png"), tf.io.encode_png(np.zeros((12, 12, 3), np.uint8)))
+        tf.io.write_file(
+            str(tmp_path / "images" / f"{i}.png"), tf.io.encode_png(np.zeros((12, 12, 3), np.uint8))
+        )
     assert train_keras.main([*argv, "--image-size", "12", "--num-levels", "3"]) == 2
     assert "12x12 cannot be squeezed 3 times" in capsys.readouterr().err
 
@@ -183,5 +237,7 @@ def test_resume_refuses_a_checkpoint_of_another_config(finished_run, tmp_path, c
     assert "hidden_channels: checkpoint 8, now 16" in error
     code = train_keras.main([*argv, "--optimizer", "adam", "--resume", finished_run])
     assert code == 2 and "optimizer: checkpoint 'adamax', now 'adam'" in capsys.readouterr().err
-    code = train_keras.main(["--output-dir", finished_run, "--epochs", "3", *TINY_FLAGS, "--resume", "never"])
+    code = train_keras.main(
+        ["--output-dir", finished_run, "--epochs", "3", *TINY_FLAGS, "--resume", "never"]
+    )
     assert code == 2 and "already holds a run" in capsys.readouterr().err

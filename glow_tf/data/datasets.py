@@ -1,14 +1,14 @@
 """Dataset specs -> `DataSource`s: the one entry point of the training code.
 
-    digits                      scikit-learn's 8x8 digits (built in, no network)
-    mnist, fashion_mnist        tensorflow-datasets, padded to 32x32 like OpenAI
-    cifar10                     tensorflow-datasets, 32x32x3, 10 classes
-    celeb_a                     tensorflow-datasets, centre 148x148 crop resized, 40 attributes
-    imagenet_resized/32x32      tensorflow-datasets, 1000 classes
-    imagenet_resized/64x64
-    lsun/<category>             tensorflow-datasets, centre crop resized
-    folder:PATH                 any tree of PNG/JPEG files, centre crop resized
-    tfrecord:GLOB               OpenAI's TFRecord format (CelebA-HQ, LSUN, ImageNet)
+digits                      scikit-learn's 8x8 digits (built in, no network)
+mnist, fashion_mnist        tensorflow-datasets, padded to 32x32 like OpenAI
+cifar10                     tensorflow-datasets, 32x32x3, 10 classes
+celeb_a                     tensorflow-datasets, centre 148x148 crop resized, 40 attributes
+imagenet_resized/32x32      tensorflow-datasets, 1000 classes
+imagenet_resized/64x64
+lsun/<category>             tensorflow-datasets, centre crop resized
+folder:PATH                 any tree of PNG/JPEG files, centre crop resized
+tfrecord:GLOB               OpenAI's TFRecord format (CelebA-HQ, LSUN, ImageNet)
 """
 
 from __future__ import annotations
@@ -69,6 +69,4 @@ def load_source(
 
     if spec in TFDS_DATASETS or spec.startswith("lsun/"):
         return tfds_source(spec, image_size=image_size, data_dir=data_dir)
-    raise ValueError(
-        f"unknown dataset {spec!r}; expected one of: {', '.join(DATASET_NAMES)}"
-    )
+    raise ValueError(f"unknown dataset {spec!r}; expected one of: {', '.join(DATASET_NAMES)}")

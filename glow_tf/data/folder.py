@@ -81,15 +81,20 @@ def folder_source(path: str, image_size: int | None = None, channels: int = 3) -
         files["train"] = [f for i, f in enumerate(every) if i % HOLDOUT_EVERY]
     if skipped:
         shown = ", ".join(os.path.relpath(f, path) for f in skipped[:3])
-        print(f"folder dataset {path}: skipped {len(skipped)} unreadable file(s) that are not "
-              f"PNG/JPEG images ({shown}{', ...' if len(skipped) > 3 else ''})", flush=True)
+        print(
+            f"folder dataset {path}: skipped {len(skipped)} unreadable file(s) that are not "
+            f"PNG/JPEG images ({shown}{', ...' if len(skipped) > 3 else ''})",
+            flush=True,
+        )
     if not files["train"]:
         raise ValueError(
             f"folder dataset {path!r} has no readable PNG/JPEG images for training"
             + (f" ({len(skipped)} unreadable file(s) skipped)" if skipped else "")
         )
     if not files["test"]:
-        raise ValueError(f"folder dataset {path!r} has no test images (add more images or a test/ folder)")
+        raise ValueError(
+            f"folder dataset {path!r} has no test images (add more images or a test/ folder)"
+        )
 
     classes = sorted({_class_of(f, roots["train"]) for f in files["train"]} - {None})
     all_in_classes = classes and all(

@@ -49,7 +49,9 @@ def training_dataset(
         dataset = dataset.repeat()
     dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
     dataset = dataset.batch(batch_size, drop_remainder=True, num_parallel_calls=_AUTOTUNE)
-    dataset = dataset.map(lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE)
+    dataset = dataset.map(
+        lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE
+    )
     return dataset.prefetch(_AUTOTUNE)
 
 
@@ -66,7 +68,9 @@ def evaluation_dataset(
     if num_examples is not None:
         dataset = dataset.take(num_examples)
     dataset = dataset.batch(batch_size, num_parallel_calls=_AUTOTUNE)
-    dataset = dataset.map(lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE)
+    dataset = dataset.map(
+        lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE
+    )
     return dataset.prefetch(_AUTOTUNE)
 
 

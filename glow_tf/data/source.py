@@ -13,7 +13,7 @@ unbatched examples as dicts, the same for every dataset:
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable
+from collections.abc import Callable
 
 import tensorflow as tf
 

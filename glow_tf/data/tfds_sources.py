@@ -68,7 +68,9 @@ def _geometry(spec: _Spec, size: int):
     return shape
 
 
-def tfds_source(name: str, image_size: int | None = None, data_dir: str | None = None) -> DataSource:
+def tfds_source(
+    name: str, image_size: int | None = None, data_dir: str | None = None
+) -> DataSource:
     """The `DataSource` of a tensorflow-datasets dataset (see the module docstring)."""
     import tensorflow_datasets as tfds
 

@@ -33,13 +33,46 @@ HOLDOUT_EVERY = 20
 
 # The 40 CelebA attributes in their standard order (list_attr_celeba.txt).
 CELEBA_ATTRIBUTES = (
-    "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-    "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-    "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-    "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-    "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-    "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
-    "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+    "5_o_Clock_Shadow",
+    "Arched_Eyebrows",
+    "Attractive",
+    "Bags_Under_Eyes",
+    "Bald",
+    "Bangs",
+    "Big_Lips",
+    "Big_Nose",
+    "Black_Hair",
+    "Blond_Hair",
+    "Blurry",
+    "Brown_Hair",
+    "Bushy_Eyebrows",
+    "Chubby",
+    "Double_Chin",
+    "Eyeglasses",
+    "Goatee",
+    "Gray_Hair",
+    "Heavy_Makeup",
+    "High_Cheekbones",
+    "Male",
+    "Mouth_Slightly_Open",
+    "Mustache",
+    "Narrow_Eyes",
+    "No_Beard",
+    "Oval_Face",
+    "Pale_Skin",
+    "Pointy_Nose",
+    "Receding_Hairline",
+    "Rosy_Cheeks",
+    "Sideburns",
+    "Smiling",
+    "Straight_Hair",
+    "Wavy_Hair",
+    "Wearing_Earrings",
+    "Wearing_Hat",
+    "Wearing_Lipstick",
+    "Wearing_Necklace",
+    "Wearing_Necktie",
+    "Young",
 )
 
 
@@ -107,7 +140,8 @@ def tfrecord_source(pattern: str, image_size: int | None = None) -> DataSource:
         raise ValueError(f"'shape' of {files['train'][0]!r} is {stored_shape}, expected (H, W, C)")
     num_attributes = len(features["attr"].int64_list.value) if "attr" in features else 0
     attribute_names = (
-        CELEBA_ATTRIBUTES if num_attributes == len(CELEBA_ATTRIBUTES)
+        CELEBA_ATTRIBUTES
+        if num_attributes == len(CELEBA_ATTRIBUTES)
         else tuple(f"attr_{i}" for i in range(num_attributes))
     )
     height, width, channels = stored_shape
@@ -139,10 +173,15 @@ def tfrecord_source(pattern: str, image_size: int | None = None) -> DataSource:
             raise ValueError(f"tfrecord dataset: no validation files for {pattern!r}")
         dataset = tf.data.TFRecordDataset(paths)
         if files["test"] is None:
-            dataset = dataset.enumerate().filter(
-                (lambda i, _: i % HOLDOUT_EVERY == 0) if split == "test"
-                else (lambda i, _: i % HOLDOUT_EVERY != 0)
-            ).map(lambda _, record: record)
+            dataset = (
+                dataset.enumerate()
+                .filter(
+                    (lambda i, _: i % HOLDOUT_EVERY == 0)
+                    if split == "test"
+                    else (lambda i, _: i % HOLDOUT_EVERY != 0)
+                )
+                .map(lambda _, record: record)
+            )
         return dataset.map(parse, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
     return DataSource(

@@ -16,7 +16,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.sampling import DEFAULT_TEMPERATURES, image_grid, reconstructions, temperature_grid, write_png
+from glow_tf.sampling import (
+    DEFAULT_TEMPERATURES,
+    image_grid,
+    reconstructions,
+    temperature_grid,
+    write_png,
+)
 from glow_tf.training.checkpoint import CheckpointStore, save_keras_atomically
 from glow_tf.training.ema import ema_weights
 from glow_tf.training.errors import TrainingStopped
@@ -83,7 +89,9 @@ class InvertibilityGuard(keras.callbacks.Callback):
     and stops training when the error exceeds `tolerance` or is not finite.
     """
 
-    def __init__(self, images, labels=None, tolerance: float = 1e-3, every: int = 1, checkpoint_hint=None):
+    def __init__(
+        self, images, labels=None, tolerance: float = 1e-3, every: int = 1, checkpoint_hint=None
+    ):
         super().__init__()
         if tolerance <= 0:
             raise ValueError(f"tolerance must be > 0, got {tolerance}")
@@ -137,7 +145,14 @@ class RunCheckpoint(keras.callbacks.Callback):
       write: False on the non-chief workers of a multi-worker run.
     """
 
-    def __init__(self, output_dir: str, store: CheckpointStore, state: dict, best=(None, None), write: bool = True):
+    def __init__(
+        self,
+        output_dir: str,
+        store: CheckpointStore,
+        state: dict,
+        best=(None, None),
+        write: bool = True,
+    ):
         super().__init__()
         self.output_dir = output_dir
         self.store = store
@@ -186,9 +201,23 @@ class EpochLog(keras.callbacks.Callback):
     so the log matches the checkpoint it continues from.
     """
 
-    COLUMNS = ("epoch", "step", "train_bits_per_dim", "test_bits_per_dim", "learning_rate", "seconds")
+    COLUMNS = (
+        "epoch",
+        "step",
+        "train_bits_per_dim",
+        "test_bits_per_dim",
+        "learning_rate",
+        "seconds",
+    )
 
-    def __init__(self, csv_path: str | None, epochs: int, resumed_epoch: int = 0, best: float | None = None, verbose: bool = True):
+    def __init__(
+        self,
+        csv_path: str | None,
+        epochs: int,
+        resumed_epoch: int = 0,
+        best: float | None = None,
+        verbose: bool = True,
+    ):
         super().__init__()
         self.csv_path = csv_path
         self.epochs = epochs
@@ -243,8 +272,17 @@ class EpochLog(keras.callbacks.Callback):
             print(text, flush=True)
 
 
-def write_images(model, output_dir: str, fixed_images, fixed_labels=None, temperatures=DEFAULT_TEMPERATURES,
-                 per_row: int = 8, seed: int = 0, prefix: str = "", scale: int | None = None) -> dict:
+def write_images(
+    model,
+    output_dir: str,
+    fixed_images,
+    fixed_labels=None,
+    temperatures=DEFAULT_TEMPERATURES,
+    per_row: int = 8,
+    seed: int = 0,
+    prefix: str = "",
+    scale: int | None = None,
+) -> dict:
     """Writes `{prefix}samples.png` (one row per temperature) and
     `{prefix}reconstructions.png` (test images next to their reconstructions);
     returns the grids by name."""
@@ -270,8 +308,16 @@ class ImageWriter(keras.callbacks.Callback):
     `output_dir/images/` and as TensorBoard images (if `summary_dir`),
     using the EMA weights when the optimizer keeps them."""
 
-    def __init__(self, output_dir: str, fixed_images, fixed_labels=None, every: int = 1,
-                 temperatures=DEFAULT_TEMPERATURES, summary_dir: str | None = None, write: bool = True):
+    def __init__(
+        self,
+        output_dir: str,
+        fixed_images,
+        fixed_labels=None,
+        every: int = 1,
+        temperatures=DEFAULT_TEMPERATURES,
+        summary_dir: str | None = None,
+        write: bool = True,
+    ):
         super().__init__()
         self.output_dir = output_dir
         self.fixed_images = fixed_images
@@ -279,7 +325,9 @@ class ImageWriter(keras.callbacks.Callback):
         self.every = max(1, int(every))
         self.temperatures = tuple(temperatures)
         self.write = write
-        self.writer = tf.summary.create_file_writer(summary_dir) if (summary_dir and write) else None
+        self.writer = (
+            tf.summary.create_file_writer(summary_dir) if (summary_dir and write) else None
+        )
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.write or (epoch + 1) % self.every:

@@ -31,13 +31,13 @@ def ema_weights(model):
         return
     variables = optimizer._trainable_variables
     saved = [variable.numpy() for variable in variables]
-    for variable, average in zip(variables, averages):
+    for variable, average in zip(variables, averages, strict=True):
         if average is not None:
             variable.assign(average)
     try:
         yield
     finally:
-        for variable, value in zip(variables, saved):
+        for variable, value in zip(variables, saved, strict=True):
             variable.assign(value)
 
 

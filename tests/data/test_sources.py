@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from glow_tf.data.datasets import load_source
 from glow_tf.data.digits import DIGITS_TEST_SIZE, digits_arrays
-from glow_tf.data.pipeline import fixed_batch, evaluation_dataset, training_dataset
+from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
 from glow_tf.data.tfrecord import CELEBA_ATTRIBUTES, write_openai_tfrecord
 
 
@@ -21,7 +21,12 @@ def _first(source, split="train"):
 def test_digits_split_is_fixed_disjoint_and_scaled():
     train_images, train_labels = digits_arrays("train")
     test_images, test_labels = digits_arrays("test")
-    assert train_images.shape == (1797 - DIGITS_TEST_SIZE, 8, 8, 1) and test_images.shape == (297, 8, 8, 1)
+    assert train_images.shape == (1797 - DIGITS_TEST_SIZE, 8, 8, 1) and test_images.shape == (
+        297,
+        8,
+        8,
+        1,
+    )
     assert train_images.dtype == np.uint8 and train_images.max() == 255
     assert set(np.unique(train_labels)) == set(range(10))
     train_rows = {image.tobytes() for image in train_images}
@@ -124,8 +129,11 @@ def test_openai_tfrecords_with_split_placeholder_and_attributes(tmp_path):
         os.makedirs(tmp_path / split)
         images = rng.integers(0, 255, (count, 16, 16, 3), dtype=np.uint8)
         attributes = rng.choice([-1, 1], (count, 40))
-        write_openai_tfrecord(str(tmp_path / split / f"{split}-r04-s-0000-of-0001.tfrecords"),
-                              images, attributes=attributes)
+        write_openai_tfrecord(
+            str(tmp_path / split / f"{split}-r04-s-0000-of-0001.tfrecords"),
+            images,
+            attributes=attributes,
+        )
     source = load_source(f"tfrecord:{tmp_path}/{{split}}/*-r04-*.tfrecords")
     assert source.image_shape == (16, 16, 3) and source.attribute_names == CELEBA_ATTRIBUTES
     train, test = list(source.split("train")), list(source.split("test"))
@@ -175,8 +183,13 @@ def test_empty_folder_and_unlabelled_conditional(tmp_path):
 
 def test_not_openai_tfrecord(tmp_path):
     with tf.io.TFRecordWriter(str(tmp_path / "x.tfrecords")) as writer:
-        example = tf.train.Example(features=tf.train.Features(feature={
-            "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))}))
+        example = tf.train.Example(
+            features=tf.train.Features(
+                feature={
+                    "image/encoded": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"x"]))
+                }
+            )
+        )
         writer.write(example.SerializeToString())
     with pytest.raises(ValueError, match="not in OpenAI's TFRecord format"):
         load_source(f"tfrecord:{tmp_path}/*.tfrecords")

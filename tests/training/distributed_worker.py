@@ -32,6 +32,7 @@ def _train(out_dir, strategy, flags):
     import shutil
 
     import keras
+
     import train_keras
 
     keras.config.disable_traceback_filtering()
@@ -41,7 +42,9 @@ def _train(out_dir, strategy, flags):
     code, model = train_keras.train(args)
     if code != 0:
         raise SystemExit(f"training under {strategy} failed with exit code {code}")
-    weights = {f"{i:03d}_{w.path.split('/', 1)[-1]}": w.numpy() for i, w in enumerate(model.weights)}
+    weights = {
+        f"{i:03d}_{w.path.split('/', 1)[-1]}": w.numpy() for i, w in enumerate(model.weights)
+    }
     weights["__iterations__"] = np.array(int(model.optimizer.iterations.numpy()))
     return model, weights
 
@@ -62,9 +65,14 @@ def main(argv):
         strategy = model.distribute_strategy
         for variable in model.weights:
             copies = [v.numpy() for v in strategy.experimental_local_results(variable.value)]
-            assert len(copies) == 2 and all(np.array_equal(copies[0], c) for c in copies), variable.path
-        np.savez(out_path, **{f"single/{k}": v for k, v in single.items()},
-                 **{f"mirrored/{k}": v for k, v in mirrored.items()})
+            assert len(copies) == 2 and all(np.array_equal(copies[0], c) for c in copies), (
+                variable.path
+            )
+        np.savez(
+            out_path,
+            **{f"single/{k}": v for k, v in single.items()},
+            **{f"mirrored/{k}": v for k, v in mirrored.items()},
+        )
     elif mode == "worker":
         _, weights = _train(os.path.dirname(out_path) + "/run", "multiworker", flags)
         np.savez(out_path, **weights)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -45,8 +44,11 @@ def test_checkpoint_restores_weights_optimizer_slots_and_step(tmp_path):
     fresh = _compiled(seed=5, ema=0.9)
     fresh.load_weights(latest.model_path)
     assert int(fresh.optimizer.iterations.numpy()) == 4
-    for saved, restored in zip(model.optimizer.variables + model.weights,
-                               fresh.optimizer.variables + fresh.weights):
+    for saved, restored in zip(
+        model.optimizer.variables + model.weights,
+        fresh.optimizer.variables + fresh.weights,
+        strict=True,
+    ):
         np.testing.assert_array_equal(saved.numpy(), restored.numpy())
 
 

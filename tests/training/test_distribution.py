@@ -20,9 +20,24 @@ import pytest
 from tests.conftest import REPO_ROOT
 
 FLAGS = [
-    "--num-steps", "1", "--hidden-channels", "8", "--steps-per-epoch", "3", "--epochs", "2",
-    "--batch-size", "16", "--test-examples", "32", "--init-batch-size", "32",
-    "--tensorboard", "false", "--verbose", "0",
+    "--num-steps",
+    "1",
+    "--hidden-channels",
+    "8",
+    "--steps-per-epoch",
+    "3",
+    "--epochs",
+    "2",
+    "--batch-size",
+    "16",
+    "--test-examples",
+    "32",
+    "--init-batch-size",
+    "32",
+    "--tensorboard",
+    "false",
+    "--verbose",
+    "0",
 ]
 
 
@@ -42,7 +57,7 @@ def _free_ports(count):
 
 def _weights(path, prefix=""):
     with np.load(path) as data:
-        return {k[len(prefix):]: data[k] for k in data.files if k.startswith(prefix)}
+        return {k[len(prefix) :]: data[k] for k in data.files if k.startswith(prefix)}
 
 
 @pytest.mark.slow
@@ -50,7 +65,11 @@ def test_mirrored_on_two_cpus_matches_one_device(tmp_path):
     out = str(tmp_path / "weights.npz")
     result = subprocess.run(
         [sys.executable, "-m", "tests.training.distributed_worker", "compare", out, *FLAGS],
-        cwd=REPO_ROOT, env=_env(), capture_output=True, text=True, timeout=300,
+        cwd=REPO_ROOT,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "2 replica(s)" in result.stdout
@@ -71,25 +90,39 @@ def test_multiworker_two_processes_train_to_identical_weights(tmp_path):
     for index in range(2):
         os.makedirs(tmp_path / f"w{index}")
         config = json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})
-        processes.append(subprocess.Popen(
-            [sys.executable, "-m", "tests.training.distributed_worker", "worker",
-             str(tmp_path / f"w{index}" / "weights.npz"), *FLAGS],
-            cwd=REPO_ROOT, env=_env(TF_CONFIG=config),
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-        ))
+        processes.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "tests.training.distributed_worker",
+                    "worker",
+                    str(tmp_path / f"w{index}" / "weights.npz"),
+                    *FLAGS,
+                ],
+                cwd=REPO_ROOT,
+                env=_env(TF_CONFIG=config),
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
     outputs = []
     for process in processes:
         try:
             outputs.append(process.communicate(timeout=300)[0])
         finally:
             process.kill()
-    for process, output in zip(processes, outputs):
+    for process, output in zip(processes, outputs, strict=True):
         assert process.returncode == 0, output[-4000:]
     assert "2 replica(s)" in outputs[0] and "test bits/dim" in outputs[0]
     assert "test bits/dim" not in outputs[1]  # only the chief writes and reports
     assert os.path.isfile(tmp_path / "w0" / "run" / "model.keras")
     assert not os.path.exists(tmp_path / "w1" / "run")
-    first, second = _weights(tmp_path / "w0" / "weights.npz"), _weights(tmp_path / "w1" / "weights.npz")
+    first, second = (
+        _weights(tmp_path / "w0" / "weights.npz"),
+        _weights(tmp_path / "w1" / "weights.npz"),
+    )
     assert int(first["__iterations__"]) == 6
     for key in first:
         np.testing.assert_array_equal(first[key], second[key], err_msg=key)

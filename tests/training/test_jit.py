@@ -17,11 +17,13 @@ def _one_step(jit):
     model.initialize(images, noise=noise)
     model.compile(keras.optimizers.SGD(0.1), jit_compile=jit)
     # fixed noise inside the step: evaluate the gradient step on given inputs
-    model.flow_input = lambda x, noise=None, _f=model.flow_input: _f(x, np.full(x.shape, 0.5 / 32, np.float32))
+    model.flow_input = lambda x, noise=None, _f=model.flow_input: _f(
+        x, np.full(x.shape, 0.5 / 32, np.float32)
+    )
     model.train_on_batch(images)
     return [w.numpy() for w in model.trainable_variables]
 
 
 def test_xla_train_step_matches_the_graph_step():
-    for jitted, plain in zip(_one_step(True), _one_step(False)):
+    for jitted, plain in zip(_one_step(True), _one_step(False), strict=True):
         np.testing.assert_allclose(jitted, plain, atol=1e-5)

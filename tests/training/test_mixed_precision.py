@@ -16,8 +16,15 @@ STEPS = 30
 
 
 def _config(dtype):
-    return GlowConfig(image_shape=(8, 8, 1), num_levels=2, num_steps=2, hidden_channels=16,
-                      num_bits=5, network_dtype=dtype, seed=0)
+    return GlowConfig(
+        image_shape=(8, 8, 1),
+        num_levels=2,
+        num_steps=2,
+        hidden_channels=16,
+        num_bits=5,
+        network_dtype=dtype,
+        seed=0,
+    )
 
 
 def _test_bits(model):
@@ -36,7 +43,12 @@ def _trained(dtype):
     start = _test_bits(model)
     scale = initial_loss_scale(config.num_dims) if dtype == "float16" else None
     model.compile(make_optimizer("adamax", 2e-3, warmup_steps=10, loss_scale=scale))
-    model.fit(training_dataset(load_source("digits"), 64, seed=0), steps_per_epoch=STEPS, epochs=1, verbose=0)
+    model.fit(
+        training_dataset(load_source("digits"), 64, seed=0),
+        steps_per_epoch=STEPS,
+        epochs=1,
+        verbose=0,
+    )
     return model, start, _test_bits(model)
 
 

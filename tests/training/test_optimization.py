@@ -5,7 +5,6 @@ from __future__ import annotations
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from glow_tf import GlowModel
 from glow_tf.training import LinearWarmup, ema_weights, make_optimizer
@@ -29,6 +28,11 @@ def _weights(model):
     return [w.numpy().copy() for w in model.trainable_variables]
 
 
+def _distance(variables, values):
+    pairs = zip(variables, values, strict=True)
+    return np.sqrt(sum(np.sum((v.numpy() - w) ** 2) for v, w in pairs))
+
+
 def test_clipping_bounds_the_applied_gradient_and_survives_reload(tmp_path):
     images = tiny_images(16, TINY.image_shape, seed=4)
     model = GlowModel(TINY.replace(seed=3))
@@ -36,14 +40,14 @@ def test_clipping_bounds_the_applied_gradient_and_survives_reload(tmp_path):
     model.compile(keras.optimizers.SGD(learning_rate=1.0), gradient_clip_norm=1e-3)
     before = _weights(model)
     model.train_on_batch(images)
-    change = np.sqrt(sum(np.sum((a.numpy() - b) ** 2) for a, b in zip(model.trainable_variables, before)))
+    change = _distance(model.trainable_variables, before)
     assert change == pytest.approx(1e-3, rel=1e-3)
 
     unclipped = GlowModel(TINY.replace(seed=3))
     unclipped.initialize(images)
     unclipped.compile(keras.optimizers.SGD(learning_rate=1.0))
     unclipped.train_on_batch(images)
-    change = np.sqrt(sum(np.sum((a.numpy() - b) ** 2) for a, b in zip(unclipped.trainable_variables, before)))
+    change = _distance(unclipped.trainable_variables, before)
     assert change > 1e-2
 
     path = str(tmp_path / "clipped.keras")
@@ -63,8 +67,8 @@ def test_ema_weights_are_swapped_in_and_back_exactly():
     training = _weights(model)
     averages = [a.numpy() for a in model.optimizer._model_variables_moving_average]
     with ema_weights(model):
-        for variable, average in zip(model.trainable_variables, averages):
+        for variable, average in zip(model.trainable_variables, averages, strict=True):
             np.testing.assert_array_equal(variable.numpy(), average)
-    for variable, value in zip(model.trainable_variables, training):
+    for variable, value in zip(model.trainable_variables, training, strict=True):
         np.testing.assert_array_equal(variable.numpy(), value)
-    assert any(not np.array_equal(a, b) for a, b in zip(training, averages))
+    assert any(not np.array_equal(a, b) for a, b in zip(training, averages, strict=True))
