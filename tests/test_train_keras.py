@@ -241,3 +241,16 @@ def test_resume_refuses_a_checkpoint_of_another_config(finished_run, tmp_path, c
         ["--output-dir", finished_run, "--epochs", "3", *TINY_FLAGS, "--resume", "never"]
     )
     assert code == 2 and "already holds a run" in capsys.readouterr().err
+
+
+def test_ema_weights_go_into_model_keras(tmp_path):
+    run_dir = str(tmp_path / "run")
+    argv = ["--output-dir", run_dir, "--epochs", "1", *TINY_FLAGS, "--ema-decay", "0.5"]
+    assert train_keras.main(argv) == 0
+    checkpoint = keras.models.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
+    averages = [a.numpy() for a in checkpoint.optimizer._model_variables_moving_average]
+    saved = keras.models.load_model(os.path.join(run_dir, "model.keras"))
+    for variable, average in zip(saved.trainable_variables, averages, strict=True):
+        np.testing.assert_array_equal(variable.numpy(), average)
+    raw = [v.numpy() for v in checkpoint.trainable_variables]
+    assert any(not np.array_equal(r, a) for r, a in zip(raw, averages, strict=True))

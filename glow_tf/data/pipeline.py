@@ -75,15 +75,16 @@ def evaluation_dataset(
 
 
 def fixed_batch(
-    source: DataSource, split: str, size: int, seed: int = 0, shuffle_buffer: int = 10_000
+    source: DataSource, split: str, size: int, seed: int = 0, shuffle_buffer: int = 2048
 ) -> dict[str, np.ndarray]:
     """`size` examples of a split as numpy arrays, the same on every call and
-    every worker (a seeded shuffle of the first `shuffle_buffer` examples).
+    every worker (a seeded shuffle of the first `shuffle_buffer` examples, at least `size`).
 
     Used for the data-dependent init batch and the fixed batches of samples,
     reconstructions and the invertibility check.
     """
-    dataset = source.split(split).shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    buffer = max(shuffle_buffer, size)
+    dataset = source.split(split).shuffle(buffer, seed=seed, reshuffle_each_iteration=False)
     batch = next(iter(dataset.batch(size).take(1)), None)
     if batch is None:
         raise ValueError(f"dataset {source.name!r} has no {split} examples")
