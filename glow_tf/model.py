@@ -337,7 +337,47 @@ class GlowModel(keras.Model):
         if self.classifier is not None:
             self.bits_y_tracker.update_state(terms["bits_y"])
             self.accuracy_tracker.update_state(y, terms["logits"])
-        return {m.name: m.result() for m in self.metrics}
+        return _per_replica_logs({m.name: m.result() for m in self.metrics})
+
+    def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
+        """Keras `compile`, plus `gradient_clip_norm`: rescale each update's
+        gradient g (of the mean loss over the global batch, all replicas) to
+
+            g * min(1, gradient_clip_norm / ||g||)     (global norm over all weights)
+
+        Unlike the optimizer's own `global_clipnorm`, which under a
+        distribution strategy clips each replica's partial gradient, this
+        clips the gradient that is actually applied.
+        """
+        if gradient_clip_norm is not None and not gradient_clip_norm > 0:
+            raise ValueError(f"gradient_clip_norm must be > 0, got {gradient_clip_norm}")
+        self.gradient_clip_norm = gradient_clip_norm
+        super().compile(optimizer, *args, **kwargs)
+
+    def get_compile_config(self):
+        config = super().get_compile_config()
+        if config is not None and getattr(self, "gradient_clip_norm", None):
+            config = {**config, "gradient_clip_norm": self.gradient_clip_norm}
+        return config
+
+    def compile_from_config(self, config):
+        config = keras.saving.deserialize_keras_object(config)
+        self.compile(**config)
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds models lazily from a peeked data batch, which under a
+        # strategy it first averages over replicas with strategy.reduce("MEAN").
+        # Under MultiWorkerMirroredStrategy that is a collective on the uint8
+        # images, which has no uint8 kernel (InvalidArgumentError). A GlowModel
+        # is built from its config in __init__, so unless compile() added
+        # losses or metrics that need building, only the optimizer is left.
+        if self._compile_metrics is not None or self._compile_loss is not None:
+            return super()._maybe_symbolic_build(iterator, data_batch)
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
 
     def train_step(self, data):
         images, y = self._unpack(data)
@@ -348,6 +388,8 @@ class GlowModel(keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
+        if getattr(self, "gradient_clip_norm", None):
+            gradients = _clip_global_gradient(gradients, self.gradient_clip_norm, self.optimizer)
         self.optimizer.apply_gradients(zip(gradients, variables))
         return self._update_metrics(terms, y)
 
@@ -386,6 +428,39 @@ def _check_temperature(temperature) -> tf.Tensor:
         return temperature
     with tf.control_dependencies([tf.debugging.Assert(temperature >= 0, [message, temperature])]):
         return tf.identity(temperature)
+
+
+def _per_replica_logs(logs: dict) -> dict:
+    """The step's scalar logs in the shape Keras can reduce over replicas.
+
+    Keras (3.12 to 3.15 at least) averages the logs of `train_step` /
+    `test_step` over the replicas of a multi-worker MultiWorkerMirroredStrategy
+    with `strategy.reduce("MEAN", value, axis=0)`, which needs an axis 0 and
+    fails on the scalars every metric returns ("Invalid reduction dimension 0
+    for input with 0 dimensions", tensorflow/tensorflow#72388). There, each
+    value gets a leading axis of length 1, so that reduction averages the
+    replicas' values into the scalar Keras expects; elsewhere (one device,
+    MirroredStrategy, single-worker runs) the logs stay scalars.
+    """
+    strategy = tf.distribute.get_strategy()
+    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode():
+        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+    return logs
+
+
+def _clip_global_gradient(gradients, clip_norm: float, optimizer):
+    """Scales this replica's gradients by min(1, clip_norm / ||g||), where g
+    is the sum of all replicas' gradients (the one the optimizer applies) and
+    ||g|| is measured without the optimizer's loss scale (float16 training)."""
+    context = tf.distribute.get_replica_context()
+    total = gradients
+    if context is not None and context.num_replicas_in_sync > 1:
+        total = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    loss_scale = tf.cast(optimizer.scale_loss(tf.constant(1.0)), tf.float32)
+    norm = tf.linalg.global_norm(total) / loss_scale
+    factor = tf.minimum(1.0, clip_norm / tf.maximum(norm, 1e-12))
+    return [None if g is None else g * tf.cast(factor, g.dtype) for g in gradients]
 
 
 def _two_int_seed(seed) -> tf.Tensor:

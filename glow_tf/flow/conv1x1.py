@@ -71,7 +71,7 @@ class InvertibleConv1x1(GlowBijector):
       kernel: W, [C, C].
       inverse_kernel: optional precomputed W^-1 (else `tf.linalg.inv(W)`).
       log_abs_det: optional precomputed log|det W| (else computed in float64,
-        as OpenAI does, then cast back).
+        as OpenAI does, from a QR decomposition, then cast back).
 
     References:
       Kingma & Dhariwal (2018), Glow, https://arxiv.org/abs/1807.03039
@@ -106,8 +106,11 @@ class InvertibleConv1x1(GlowBijector):
     @property
     def log_abs_det(self) -> tf.Tensor:
         if self._log_abs_det is None:
-            kernel64 = tf.cast(self.kernel, tf.float64)
-            return tf.cast(tf.linalg.slogdet(kernel64)[1], self.kernel.dtype)
+            # log|det W| = sum log|diag R| of W = QR, in float64. Same value and
+            # gradient (W^-T) as slogdet, which has no XLA kernel (--jit).
+            upper = tf.linalg.qr(tf.cast(self.kernel, tf.float64))[1]
+            log_abs_det = tf.reduce_sum(tf.math.log(tf.abs(tf.linalg.diag_part(upper))))
+            return tf.cast(log_abs_det, self.kernel.dtype)
         return tf.convert_to_tensor(self._log_abs_det, dtype=self.kernel.dtype)
 
     def _mix(self, x, kernel):

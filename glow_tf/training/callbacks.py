@@ -1,0 +1,348 @@
+"""Keras callbacks of a training run: guards, checkpoints, logs and images.
+
+Order matters: `fit` calls `on_epoch_end` in list order, so the guards
+(`NonFiniteGuard`, `InvertibilityGuard`) come before `RunCheckpoint`; a
+guard raises `TrainingStopped`, and nothing after it writes that epoch.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from glow_tf.sampling import (
+    DEFAULT_TEMPERATURES,
+    image_grid,
+    reconstructions,
+    temperature_grid,
+    write_png,
+)
+from glow_tf.training.checkpoint import CheckpointStore, save_keras_atomically
+from glow_tf.training.ema import ema_weights
+from glow_tf.training.errors import TrainingStopped
+
+__all__ = [
+    "NonFiniteGuard",
+    "InvertibilityGuard",
+    "RunCheckpoint",
+    "EpochLog",
+    "ImageWriter",
+    "write_images",
+]
+
+TRAIN_KEY = "bits_per_dim"
+TEST_KEY = "val_bits_per_dim"
+
+
+def _float(value) -> float:
+    return float(np.asarray(value))
+
+
+def _where(epoch, step) -> str:
+    return f"epoch {epoch + 1}, step {step}"
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the first NaN/Inf loss (checked after every batch)
+    or non-finite weight (checked at the end of every epoch)."""
+
+    def __init__(self, checkpoint_hint: callable = None):
+        super().__init__()
+        self.checkpoint_hint = checkpoint_hint or (lambda: "")
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(_float(loss)):
+            step = int(self.model.optimizer.iterations.numpy())
+            raise TrainingStopped(
+                f"the training loss became {_float(loss)} at {_where(self._epoch, step)}; "
+                f"training stopped. {self.checkpoint_hint()}Try a lower --lr, a longer "
+                "--warmup-epochs or --clip-norm."
+            )
+
+    def on_epoch_end(self, epoch, logs=None):
+        for variable in self.model.trainable_variables:
+            if not np.all(np.isfinite(variable.numpy())):
+                step = int(self.model.optimizer.iterations.numpy())
+                raise TrainingStopped(
+                    f"weight {variable.path} is not finite at {_where(epoch, step)}; "
+                    f"training stopped. {self.checkpoint_hint()}"
+                )
+
+
+class InvertibilityGuard(keras.callbacks.Callback):
+    """Checks at the end of every `every` epochs that decode(encode(x))
+    gives back x on a fixed batch (OpenAI's x_rec check):
+
+        error = max |flow^-1(flow(x)) - x|   on the flow input x in [-0.5, 0.5)
+
+    and stops training when the error exceeds `tolerance` or is not finite.
+    """
+
+    def __init__(
+        self, images, labels=None, tolerance: float = 1e-3, every: int = 1, checkpoint_hint=None
+    ):
+        super().__init__()
+        if tolerance <= 0:
+            raise ValueError(f"tolerance must be > 0, got {tolerance}")
+        self.images = np.asarray(images)
+        self.labels = None if labels is None else np.asarray(labels)
+        self.tolerance = tolerance
+        self.every = max(1, int(every))
+        self.checkpoint_hint = checkpoint_hint or (lambda: "")
+        self.last_error = None
+
+    def reconstruction_error(self) -> float:
+        model = self.model
+        num_bits = model.glow_config.num_bits
+        noise = np.full(self.images.shape, 0.5 / 2**num_bits, np.float32)
+        x = model.flow_input(self.images, noise)
+        encoding = model.encode(self.images, y=self.labels, noise=noise)
+        x_back = model.decode(encoding.latents, y=self.labels, as_uint8=False)
+        return float(tf.reduce_max(tf.abs(x_back - x)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if (epoch + 1) % self.every:
+            return
+        try:
+            error = self.reconstruction_error()
+            problem = f"differs from x by {error:.3g} (tolerance {self.tolerance:g})"
+        except tf.errors.InvalidArgumentError as failure:  # e.g. a singular 1x1 convolution
+            error = math.nan
+            problem = f"cannot be computed ({failure.message.splitlines()[0].split(' [Op')[0]})"
+        self.last_error = error
+        if not math.isfinite(error) or error > self.tolerance:
+            step = int(self.model.optimizer.iterations.numpy())
+            raise TrainingStopped(
+                f"invertibility check failed at {_where(epoch, step)}: decode(encode(x)) "
+                f"{problem} on a fixed batch of {len(self.images)} images; training stopped. "
+                f"{self.checkpoint_hint()}"
+            )
+
+
+class RunCheckpoint(keras.callbacks.Callback):
+    """At the end of every epoch: a resumable checkpoint (training weights and
+    optimizer state), `model.keras` (the weights to use: the EMA weights if
+    the optimizer keeps them) and, when the test bits/dim improved,
+    `best.keras`.
+
+    Args:
+      output_dir: the run directory.
+      store: where the resumable checkpoints go.
+      state: JSON-able run description saved in every checkpoint (config,
+        arguments); the epoch, step and metrics are added.
+      best: (best test bits/dim, its epoch) carried over from a resumed run.
+      write: False on the non-chief workers of a multi-worker run.
+    """
+
+    def __init__(
+        self,
+        output_dir: str,
+        store: CheckpointStore,
+        state: dict,
+        best=(None, None),
+        write: bool = True,
+    ):
+        super().__init__()
+        self.output_dir = output_dir
+        self.store = store
+        self.state = dict(state)
+        self.best_value, self.best_epoch = best
+        self.write = write
+        self.last_saved = None
+
+    @property
+    def model_path(self) -> str:
+        return os.path.join(self.output_dir, "model.keras")
+
+    @property
+    def best_path(self) -> str:
+        return os.path.join(self.output_dir, "best.keras")
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        test = logs.get(TEST_KEY)
+        improved = test is not None and (self.best_value is None or _float(test) < self.best_value)
+        if improved:
+            self.best_value, self.best_epoch = _float(test), epoch + 1
+        metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
+        state = {
+            **self.state,
+            "step": int(self.model.optimizer.iterations.numpy()),
+            "metrics": metrics,
+            "best_test_bits_per_dim": self.best_value,
+            "best_epoch": self.best_epoch,
+        }
+        if not self.write:
+            return
+        self.last_saved = self.store.save(self.model, epoch + 1, state)
+        with ema_weights(self.model):
+            save_keras_atomically(self.model, self.model_path)
+            if improved:
+                save_keras_atomically(self.model, self.best_path)
+
+
+class EpochLog(keras.callbacks.Callback):
+    """One line per epoch on stdout and one row per epoch in a CSV file:
+
+        epoch 3/40  step 72  train 3.214  test 3.187 bits/dim (best)  12.3 s
+
+    On a resumed run the CSV rows after the resumed epoch are dropped first,
+    so the log matches the checkpoint it continues from.
+    """
+
+    COLUMNS = (
+        "epoch",
+        "step",
+        "train_bits_per_dim",
+        "test_bits_per_dim",
+        "learning_rate",
+        "seconds",
+    )
+
+    def __init__(
+        self,
+        csv_path: str | None,
+        epochs: int,
+        resumed_epoch: int = 0,
+        best: float | None = None,
+        verbose: bool = True,
+    ):
+        super().__init__()
+        self.csv_path = csv_path
+        self.epochs = epochs
+        self.best = best
+        self.verbose = verbose
+        self._start = None
+        if csv_path:
+            self._truncate(resumed_epoch)
+
+    def _truncate(self, resumed_epoch):
+        rows = []
+        if os.path.exists(self.csv_path):
+            with open(self.csv_path, newline="") as file:
+                rows = [row for row in csv.DictReader(file) if int(row["epoch"]) <= resumed_epoch]
+        with open(self.csv_path, "w", newline="") as file:
+            writer = csv.DictWriter(file, self.COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.time()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        optimizer = self.model.optimizer
+        step = int(optimizer.iterations.numpy())
+        learning_rate = _float(optimizer.learning_rate)
+        train = logs.get(TRAIN_KEY)
+        test = logs.get(TEST_KEY)
+        seconds = time.time() - (self._start or time.time())
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            "train_bits_per_dim": "" if train is None else f"{_float(train):.5f}",
+            "test_bits_per_dim": "" if test is None else f"{_float(test):.5f}",
+            "learning_rate": f"{learning_rate:.6g}",
+            "seconds": f"{seconds:.1f}",
+        }
+        if self.csv_path:
+            with open(self.csv_path, "a", newline="") as file:
+                csv.DictWriter(file, self.COLUMNS).writerow(row)
+        if self.verbose:
+            text = f"epoch {epoch + 1}/{self.epochs}  step {step}"
+            if train is not None:
+                text += f"  train {_float(train):.4f}"
+            if test is not None:
+                test = _float(test)
+                best = self.best is None or test < self.best
+                self.best = test if best else self.best
+                text += f"  test {test:.4f}"
+            text += f" bits/dim{' (best)' if test is not None and best else ''}  {seconds:.1f} s"
+            print(text, flush=True)
+
+
+def write_images(
+    model,
+    output_dir: str,
+    fixed_images,
+    fixed_labels=None,
+    temperatures=DEFAULT_TEMPERATURES,
+    per_row: int = 8,
+    seed: int = 0,
+    prefix: str = "",
+    scale: int | None = None,
+) -> dict:
+    """Writes `{prefix}samples.png` (one row per temperature) and
+    `{prefix}reconstructions.png` (test images next to their reconstructions);
+    returns the grids by name."""
+    height = model.glow_config.image_shape[0]
+    scale = scale or max(1, 64 // height)
+    labels = None
+    if model.glow_config.conditional:
+        labels = np.arange(per_row) % model.glow_config.num_classes
+    samples = temperature_grid(model, temperatures, per_row, seed, y=labels)
+    pairs = reconstructions(model, fixed_images, fixed_labels)
+    grids = {
+        "samples": image_grid(samples, per_row, scale=scale),
+        "reconstructions": image_grid(pairs, 2 * max(1, per_row // 2), scale=scale),
+    }
+    for name, grid in grids.items():
+        write_png(os.path.join(output_dir, f"{prefix}{name}.png"), grid)
+    return grids
+
+
+class ImageWriter(keras.callbacks.Callback):
+    """Every `every` epochs: sample grids at the given temperatures and
+    reconstructions of fixed test images, as PNG files under
+    `output_dir/images/` and as TensorBoard images (if `summary_dir`),
+    using the EMA weights when the optimizer keeps them."""
+
+    def __init__(
+        self,
+        output_dir: str,
+        fixed_images,
+        fixed_labels=None,
+        every: int = 1,
+        temperatures=DEFAULT_TEMPERATURES,
+        summary_dir: str | None = None,
+        write: bool = True,
+    ):
+        super().__init__()
+        self.output_dir = output_dir
+        self.fixed_images = fixed_images
+        self.fixed_labels = fixed_labels
+        self.every = max(1, int(every))
+        self.temperatures = tuple(temperatures)
+        self.write = write
+        self.writer = (
+            tf.summary.create_file_writer(summary_dir) if (summary_dir and write) else None
+        )
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self.write or (epoch + 1) % self.every:
+            return
+        with ema_weights(self.model):
+            grids = write_images(
+                self.model,
+                os.path.join(self.output_dir, "images"),
+                self.fixed_images,
+                self.fixed_labels,
+                self.temperatures,
+                prefix=f"epoch_{epoch + 1:04d}_",
+            )
+        if self.writer is not None:
+            with self.writer.as_default(step=epoch + 1):
+                for name, grid in grids.items():
+                    tf.summary.image(name, grid[np.newaxis], step=epoch + 1)
+            self.writer.flush()
