@@ -2,20 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import keras
 import tensorflow as tf
 
-from glow_tf.flow.base import FlowLayer, GlowBijector, constant_log_det
+from glow_tf.flow.base import FlowLayer, GlowBijector, ScopedFlag, constant_log_det
 
 __all__ = ["ActNorm", "ActNormLayer", "data_dependent_init", "data_dependent_init_active"]
 
-_INIT_STATE = threading.local()
+_DATA_DEPENDENT_INIT = ScopedFlag()
 
 
-@contextlib.contextmanager
 def data_dependent_init():
     """Within this context, every `ActNormLayer` called eagerly sets its
     weights from the statistics of its input before transforming it.
@@ -24,16 +20,11 @@ def data_dependent_init():
     forward pass inside this context, so each layer is initialised on the
     activations produced by the already initialised layers below it.
     """
-    previous = getattr(_INIT_STATE, "active", False)
-    _INIT_STATE.active = True
-    try:
-        yield
-    finally:
-        _INIT_STATE.active = previous
+    return _DATA_DEPENDENT_INIT.enabled()
 
 
 def data_dependent_init_active() -> bool:
-    return getattr(_INIT_STATE, "active", False)
+    return _DATA_DEPENDENT_INIT.active
 
 
 class ActNorm(GlowBijector):

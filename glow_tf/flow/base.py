@@ -13,6 +13,9 @@ fresh bijector from them on every call; TFP only ever sees tensors.
 
 from __future__ import annotations
 
+import contextlib
+import threading
+
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
@@ -20,7 +23,7 @@ from tensorflow_probability.python.internal import cache_util
 
 tfb = tfp.bijectors
 
-__all__ = ["GlowBijector", "FlowLayer"]
+__all__ = ["GlowBijector", "FlowLayer", "ScopedFlag"]
 
 
 class GlowBijector(tfb.Bijector):
@@ -174,6 +177,31 @@ class FlowLayer(keras.layers.Layer):
         if inverse:
             return bijector.inverse_and_log_det(inputs)
         return bijector.forward_and_log_det(inputs)
+
+
+class ScopedFlag:
+    """A thread-local switch that is on only inside `with flag.enabled():`.
+
+    How a caller asks layers for a different way of building their bijectors
+    (data-dependent init, precomputed inverses for export) without threading
+    an argument through every container.
+    """
+
+    def __init__(self):
+        self._state = threading.local()
+
+    @property
+    def active(self) -> bool:
+        return getattr(self._state, "active", False)
+
+    @contextlib.contextmanager
+    def enabled(self):
+        previous = self.active
+        self._state.active = True
+        try:
+            yield
+        finally:
+            self._state.active = previous
 
 
 def batch_size(x: tf.Tensor) -> tf.Tensor:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import threading
 from collections.abc import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.flow.base import FlowLayer, GlowBijector, constant_log_det
+from glow_tf.flow.base import FlowLayer, GlowBijector, ScopedFlag, constant_log_det
 
 __all__ = [
     "InvertibleConv1x1",
@@ -20,10 +18,9 @@ __all__ = [
     "random_rotation",
 ]
 
-_PRECOMPUTE_STATE = threading.local()
+_PRECOMPUTED_INVERSES = ScopedFlag()
 
 
-@contextlib.contextmanager
 def precomputed_inverses():
     """Within this context, the 1x1-conv layers' `bijector()` evaluates W, W^-1
     and log|det W| once, eagerly, from the weights' current values.
@@ -34,16 +31,11 @@ def precomputed_inverses():
     ones the layers compute at call time, bit for bit; they are snapshots, so
     trace again after the weights change.
     """
-    previous = getattr(_PRECOMPUTE_STATE, "active", False)
-    _PRECOMPUTE_STATE.active = True
-    try:
-        yield
-    finally:
-        _PRECOMPUTE_STATE.active = previous
+    return _PRECOMPUTED_INVERSES.enabled()
 
 
 def _precomputed_if_active(build: Callable[[], InvertibleConv1x1]) -> InvertibleConv1x1:
-    if not getattr(_PRECOMPUTE_STATE, "active", False):
+    if not _PRECOMPUTED_INVERSES.active:
         return build()
     with tf.init_scope():
         if not tf.executing_eagerly():
