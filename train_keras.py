@@ -1,6 +1,6 @@
 """Train a Glow model with Keras `fit`, from the built-in digits to CelebA-HQ.
 
-    python train_keras.py                                  # digits, ~5 min on 2 CPU cores
+    python train_keras.py                                  # digits, ~3 min on 2 CPU cores
     python train_keras.py --preset digits_conditional      # class-conditional digits
     python train_keras.py --preset cifar10 --batch-size 64 --output-dir runs/cifar10
     python train_keras.py --dataset folder:/data/faces --image-size 64 --num-levels 4
