@@ -30,7 +30,7 @@ from glow_tf.training.optimizers import initial_loss_scale, make_optimizer  # no
 
 
 def fixed_noise_bits(model, images):
-    noise = np.full(images.shape, 0.5 / model.glow_config.num_bins, np.float32)
+    noise = np.full(images.shape, 0.5 / model.config.num_bins, np.float32)
     return float(np.mean(model.bits_per_dim(images, noise=noise)))
 
 

@@ -57,7 +57,7 @@ def configs(args) -> dict[str, GlowConfig]:
 
 def runners(model: GlowModel, directory: str) -> dict:
     """name -> f(n, seed) drawing n uint8 images."""
-    config = model.glow_config
+    config = model.config
     served = ServedGlow(model)
     write_saved_model(served, directory)
     onnx_path = os.path.join(directory, "decoder.onnx")

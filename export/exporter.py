@@ -76,7 +76,7 @@ def export_model(
     """
     formats = parse_formats(formats)
     if "onnx" in formats:
-        check_onnx_export(model.glow_config, opset)
+        check_onnx_export(model.config, opset)
     served = ServedGlow(model, max_num_samples=max_num_samples, batch_size=batch_size)
     with staged_version_dir(pathlib.Path(out), name, version, overwrite) as (staging, version):
         files = []

@@ -3,7 +3,7 @@
 Every function takes one dict of named tensors and returns one, so the
 SavedModel signatures and the ONNX graphs have named inputs and outputs
 (N = the batch, dynamic unless a fixed `batch_size` is asked for; D = H*W*C;
-eps_i = [N, h_i, w_i, c_i], the top level last, see `GlowConfig.eps_shapes`):
+eps_i = [N, h_i, w_i, c_i], the top level last, see `FlowModel.latent_shapes`):
 
     sample             num_samples int32 [], temperature float32 [], seed int64 []
                        (+ labels int32 [N])  ->  images uint8 [N,H,W,C], eps float32 [N,D]
@@ -111,7 +111,7 @@ class ServedGlow:
         if batch_size is not None and batch_size > max_num_samples:
             raise ValueError(f"batch_size {batch_size} exceeds max_num_samples {max_num_samples}")
         self.model = model
-        self.config = model.glow_config
+        self.config = model.config
         self.max_num_samples = max_num_samples
         self.batch_size = batch_size
         self.input_specs = self._input_specs()
@@ -158,7 +158,7 @@ class ServedGlow:
         temperature = spec("temperature", [], tf.float32)
         images = spec("images", [batch, *config.image_shape], tf.uint8)
         levels = {}
-        for i, shape in enumerate(config.eps_shapes):
+        for i, shape in enumerate(self.model.latent_shapes):
             levels.update(spec(f"eps_{i}", [batch, *shape], tf.float32))
         decode = {**spec("eps", [batch, config.num_dims], tf.float32), **temperature, **labels}
         return {

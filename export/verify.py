@@ -85,7 +85,7 @@ def _reference(model, batch: int, temperature: float, seed: int) -> dict:
     """The inputs of the batch and the Keras model's outputs on them."""
     from glow_tf import postprocess
 
-    config = model.glow_config
+    config = model.config
     rng = np.random.default_rng(seed)
     eps = rng.standard_normal((batch, config.num_dims)).astype(np.float32)
     labels = (
@@ -107,6 +107,7 @@ def _reference(model, batch: int, temperature: float, seed: int) -> dict:
     return dict(
         eps=eps, labels=labels, temperature=np.float32(temperature), seed=seed,
         continuous=continuous, images=images, noise=noise, encodings=encodings, sampled=sampled,
+        latent_shapes=model.latent_shapes,
     )  # fmt: skip
 
 
@@ -118,7 +119,7 @@ def _saved_model_checks(version_dir, config, ref, tolerances) -> list[Check]:
     from export.isolation import run_isolated
 
     labels, temperature = ref["labels"], np.array(ref["temperature"], np.float32)
-    levels = _split_levels(ref["eps"], config.eps_shapes)
+    levels = _split_levels(ref["eps"], ref["latent_shapes"])
     requests = [
         ("decode", _with_labels({"eps": ref["eps"], "temperature": temperature}, labels)),
         (
@@ -242,7 +243,7 @@ def verify_export(
     from export.layout import METADATA_FILE
 
     metadata = json.loads((pathlib.Path(version_dir) / METADATA_FILE).read_text())
-    config = model.glow_config
+    config = model.config
     if metadata["glow_config"] != config.to_dict():
         raise ValueError(
             f"the export in {version_dir} was made from another configuration than the model's:\n"
@@ -283,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         version_dir = find_version_dir(args.dir, args.name, args.version)
         model = load_glow_model(args.model)
-        print(f"export {version_dir}\nmodel  {args.model}  ({model.glow_config.to_dict()})")
+        print(f"export {version_dir}\nmodel  {args.model}  ({model.config.to_dict()})")
         checks = verify_export(version_dir, model, args.batch, args.temperature, args.seed)
     except (FileNotFoundError, ValueError, TypeError) as error:
         print(f"error: {error}", file=sys.stderr)

@@ -3,16 +3,17 @@
 Data flow (encode; decode runs it backwards):
 
     uint8 image [B, H, W, C]
-      -> data.preprocess: quantize to num_bits, scale to [-0.5, 0.5)
-      -> data.dequantize: + u ~ U[0, 1/n_bins)
-      -> flow.MultiScaleFlow:
-           squeeze -> level 0: K x (ActNorm -> 1x1 conv -> coupling) -> split -> eps_0
-           squeeze -> level 1: ...                                  -> split -> eps_1
-           ...        level L-1: K steps -> prior.TopPriorLayer      -> eps_top
+      -> data.preprocess: quantize to num_bits
+      -> data.dequantize (UniformDequantization): x = bins / n_bins - 0.5 + u,  log q(u | x)
+      -> flow.multiscale.MultiScaleFlow, levels then the top prior:
+           flow.level.Level 0: squeeze -> K x (ActNorm -> 1x1 conv -> coupling) -> split -> eps_0
+           flow.level.Level 1: ...                                             -> eps_1
+           ...  Level L-1: squeeze -> K steps -> prior.TopPriorLayer           -> eps_top
       -> latents eps (N(0, I) under the model) + log|det|
-      -> objectives: bits/dim = -(log N(eps) + log|det| - D log n_bins) / (D log 2)
+      -> objectives: bits/dim = -(log N(eps) + log|det| - log q(u | x)) / (D log 2)
 
-`GlowModel` wraps it all for `fit` / `encode` / `decode` / `sample`.
+`models.FlowModel` wraps it all for `fit` / `encode` / `decode` / `sample`;
+`models.GlowModel` supplies Glow's levels (`glow_level`) and top prior.
 """
 
 import os
@@ -31,14 +32,17 @@ from glow_tf.data.preprocess import postprocess  # noqa: E402
 from glow_tf.distribution import glow_distribution  # noqa: E402
 from glow_tf.flow import *  # noqa: E402,F401,F403
 from glow_tf.flow import __all__ as _flow_all  # noqa: E402
-from glow_tf.model import Encoding, GlowModel  # noqa: E402
+from glow_tf.data.dequantize import UniformDequantization  # noqa: E402
+from glow_tf.models import Encoding, FlowModel, GlowModel  # noqa: E402
 from glow_tf.prior import TopPriorLayer  # noqa: E402
 
 __all__ = [
     "Encoding",
+    "FlowModel",
     "GlowConfig",
     "GlowModel",
     "TopPriorLayer",
+    "UniformDequantization",
     "glow_distribution",
     "postprocess",
     *_flow_all,

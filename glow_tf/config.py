@@ -37,10 +37,10 @@ NETWORK_DTYPES = ("float32", "bfloat16", "float16")
 class GlowConfig:
     """Frozen, validated hyper-parameters of a `GlowModel`.
 
-    The image is squeezed once, then each of the `num_levels` levels runs
-    `num_steps` flow steps; every level but the last splits off half of its
-    channels (and squeezes the rest). The top latent has shape
-    [H / 2**L, W / 2**L, C * 2**(L+1)] (see `top_shape`).
+    Each of the `num_levels` levels squeezes its input, runs `num_steps` flow
+    steps, and (but the last) factors out half of its channels. The top
+    latent has shape [H / 2**L, W / 2**L, C * 2**(L+1)]; the latent shapes
+    are `GlowModel.latent_shapes_for(config)`.
 
     Attributes:
       image_shape: (height, width, channels) of the images.
@@ -137,27 +137,6 @@ class GlowConfig:
     @property
     def conditional(self) -> bool:
         return self.num_classes > 0
-
-    @property
-    def level_shapes(self) -> list[tuple[int, int, int]]:
-        """[h, w, c] entering the flow steps of each level."""
-        height, width, channels = self.image_shape
-        shapes = []
-        for _ in range(self.num_levels):
-            height, width, channels = height // 2, width // 2, channels * 4
-            shapes.append((height, width, channels))
-            channels //= 2
-        return shapes
-
-    @property
-    def eps_shapes(self) -> list[tuple[int, int, int]]:
-        """[h, w, c] of each level's standardised latent, the top last."""
-        shapes = [(h, w, c // 2) for h, w, c in self.level_shapes[:-1]]
-        return shapes + [self.top_shape]
-
-    @property
-    def top_shape(self) -> tuple[int, int, int]:
-        return self.level_shapes[-1]
 
     def replace(self, **changes: Any) -> GlowConfig:
         return dataclasses.replace(self, **changes)

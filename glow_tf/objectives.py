@@ -15,18 +15,18 @@ def standard_normal_log_prob(eps: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.reshape(log_density, [tf.shape(eps)[0], -1]), axis=-1)
 
 
-def bits_per_dim(log_prob_continuous: tf.Tensor, num_dims: int, num_bins: int) -> tf.Tensor:
-    """OpenAI's `bits_x` of each example:
+def bits_per_dim(log_likelihood: tf.Tensor, num_dims: int) -> tf.Tensor:
+    """Bits per dimension of each example (OpenAI's `bits_x`):
 
-        objective = log p(x + u) - D * log(num_bins)
-        bits_x = -objective / (D * log 2)
+        bits/dim = -log_likelihood / (D * log 2)
 
-    where `log_prob_continuous` = log p(x + u) is the density of the
-    dequantised image in the [-0.5, 0.5) scale, and the second term is the
-    log-volume of one quantisation bin of that scale.
+    where `log_likelihood` = log p(x + u) - log q(u | x) is the dequantised
+    lower bound of the discrete log-likelihood in nats: the density of the
+    continuous input in the [-0.5, 0.5) scale minus the log-density of the
+    dequantisation noise (D * log n_bins for uniform noise, the log-volume of
+    one quantisation bin).
     """
-    objective = log_prob_continuous - num_dims * math.log(num_bins)
-    return -objective / (num_dims * math.log(2.0))
+    return -log_likelihood / (num_dims * math.log(2.0))
 
 
 def classification_bits(logits: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:

@@ -95,19 +95,19 @@ def _load_model(path):
 def _source(args, model):
     from glow_tf.data.datasets import load_source
 
-    height, _, channels = model.glow_config.image_shape
+    height, _, channels = model.config.image_shape
     size = None if args.dataset == "digits" else height
     source = load_source(args.dataset, image_size=size, data_dir=args.data_dir, channels=channels)
-    if tuple(source.image_shape) != tuple(model.glow_config.image_shape):
+    if tuple(source.image_shape) != tuple(model.config.image_shape):
         raise ValueError(
             f"dataset {args.dataset!r} gives images of shape {source.image_shape}, but the model "
-            f"takes {model.glow_config.image_shape}"
+            f"takes {model.config.image_shape}"
         )
     return source
 
 
 def _labels(model, batch):
-    if not model.glow_config.conditional:
+    if not model.config.conditional:
         return None
     if "label" not in batch:
         raise ValueError("this class-conditional model needs a dataset with labels")
@@ -129,7 +129,7 @@ def run(args) -> str:
     from glow_tf import sampling
 
     model = _load_model(args.model)
-    config = model.glow_config
+    config = model.config
     scale = args.scale or max(1, 64 // config.image_shape[0])
 
     if args.command == "grid":

@@ -107,7 +107,7 @@ def temperature_grid(
     Returns:
       uint8 [len(temperatures) * per_row, H, W, C].
     """
-    config = model.glow_config
+    config = model.config
     if config.conditional and y is None:
         y = np.arange(per_row) % config.num_classes
     eps = tf.random.stateless_normal([per_row, config.num_dims], seed=[seed, 0])
@@ -118,7 +118,7 @@ def temperature_grid(
 def encode_flat(model, images, y=None, batch_size: int = 256, seed: int = 0) -> np.ndarray:
     """Flat latents [N, D] of uint8 images, in batches, with a fixed
     dequantisation noise (the centre of each bin) so results are reproducible."""
-    config = model.glow_config
+    config = model.config
     images = np.asarray(images)
     flats = []
     for start in range(0, len(images), batch_size):
@@ -137,7 +137,7 @@ def reconstructions(model, images, y=None) -> np.ndarray:
     images = np.asarray(images)
     flat = encode_flat(model, images, y)
     decoded = _as_numpy_uint8(model.decode(tf.constant(flat), y=y))
-    step = 256 // model.glow_config.num_bins
+    step = 256 // model.config.num_bins
     originals = (images.astype(np.int32) // step * step).astype(np.uint8)
     pairs = np.stack([originals, decoded], axis=1)
     return pairs.reshape((-1,) + images.shape[1:])
@@ -224,7 +224,7 @@ def manipulation(model, images, direction, strengths: Sequence[float], y=None) -
       per input image, row after row.
     """
     direction = np.asarray(direction, np.float32)
-    config = model.glow_config
+    config = model.config
     if direction.shape != (config.num_dims,):
         raise ValueError(f"direction must have shape [{config.num_dims}], got {direction.shape}")
     strengths = np.asarray(strengths, np.float32)

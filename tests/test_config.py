@@ -1,19 +1,19 @@
-"""GlowConfig: validation with clear messages, derived shapes, round trip."""
+"""GlowConfig: validation with clear messages, the latent shapes it gives, round trip."""
 
 import dataclasses
 
 import pytest
 
-from glow_tf import GlowConfig
+from glow_tf import GlowConfig, GlowModel
 
 
 def test_shapes_follow_openai_multiscale_layout():
     config = GlowConfig(image_shape=(16, 16, 3), num_levels=2)
-    assert config.level_shapes == [(8, 8, 12), (4, 4, 24)]
-    assert config.eps_shapes == [(8, 8, 6), (4, 4, 24)]
-    assert config.num_dims == 768 == sum(h * w * c for h, w, c in config.eps_shapes)
+    shapes = GlowModel.latent_shapes_for(config)
+    assert shapes == [(8, 8, 6), (4, 4, 24)]
+    assert config.num_dims == 768 == sum(h * w * c for h, w, c in shapes)
     celeba = GlowConfig(image_shape=(256, 256, 3), num_levels=6)
-    assert celeba.eps_shapes[-1] == (4, 4, 384)
+    assert GlowModel.latent_shapes_for(celeba)[-1] == (4, 4, 384)
 
 
 def test_dict_round_trip():

@@ -86,7 +86,7 @@ def test_run_writes_models_pngs_and_logs(finished_run):
 def test_saved_model_reloads_and_matches_the_summary(finished_run):
     model = keras.models.load_model(os.path.join(finished_run, "model.keras"))
     assert isinstance(model, GlowModel) and model.is_initialized
-    assert model.glow_config.num_steps == 1 and model.glow_config.image_shape == (8, 8, 1)
+    assert model.config.num_steps == 1 and model.config.image_shape == (8, 8, 1)
     summary = json.load(open(os.path.join(finished_run, "summary.json")))
     assert summary["step"] == 6 and np.isfinite(summary["test_bits_per_dim"])
 

@@ -1,7 +1,7 @@
 """Data: image sources (tf.data) and the image <-> flow-input transforms."""
 
 from glow_tf.data.dequantize import check_noise, uniform_noise
-from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize, to_flow_input
+from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 
 __all__ = [
     "check_images",
@@ -9,6 +9,5 @@ __all__ = [
     "check_noise",
     "postprocess",
     "quantize",
-    "to_flow_input",
     "uniform_noise",
 ]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
+import keras
 import tensorflow as tf
 
-__all__ = ["uniform_noise", "check_noise"]
+__all__ = ["UniformDequantization", "uniform_noise", "check_noise"]
 
 
 def uniform_noise(shape, num_bits: int, seed=None) -> tf.Tensor:
@@ -39,3 +42,43 @@ def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
     ]
     with tf.control_dependencies(checks):
         return tf.identity(noise)
+
+
+@keras.saving.register_keras_serializable(package="glow_tf")
+class UniformDequantization(keras.layers.Layer):
+    """Uniform dequantisation of pixel bins (OpenAI's), as a layer of a `FlowModel`.
+
+    On bins b in {0 .. n_bins - 1} with n_bins = 2**num_bits, per image of D
+    values:
+
+        u ~ U[0, 1/n_bins)^D                     (or the given noise)
+        x = b / n_bins - 0.5 + u                 in [-0.5, 0.5)
+        log q(u | b) = D log n_bins              (the density of u)
+
+    so log p(x) - log q(u | b) is a lower bound of the discrete log P(b)
+    (Theis et al. 2016). A learned dequantiser (Flow++) returns its own
+    log q(u | b) through the same interface: `call(bins, noise=None,
+    training=None) -> (x, log_q [B])`.
+
+    Args:
+      num_bits: bits per pixel value, 1..8.
+    """
+
+    def __init__(self, num_bits: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_bits = int(num_bits)
+
+    def call(self, bins, noise=None, training=None):
+        bins = tf.cast(bins, tf.float32)
+        if noise is None:
+            noise = uniform_noise(tf.shape(bins), self.num_bits)
+        else:
+            noise = check_noise(noise, bins.shape, self.num_bits)
+        num_bins = 2**self.num_bits
+        x = bins / num_bins - 0.5 + noise
+        num_dims = math.prod(bins.shape[1:])
+        log_q = tf.fill(tf.shape(bins)[:1], num_dims * math.log(num_bins))
+        return x, log_q
+
+    def get_config(self):
+        return {**super().get_config(), "num_bits": self.num_bits}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["check_images", "check_labels", "quantize", "to_flow_input", "postprocess"]
+__all__ = ["check_images", "check_labels", "quantize", "postprocess"]
 
 
 def check_images(images, image_shape: Sequence[int]) -> tf.Tensor:
@@ -96,14 +96,6 @@ def quantize(images: tf.Tensor, num_bits: int) -> tf.Tensor:
     if num_bits < 8:
         images = tf.floor(images / 2 ** (8 - num_bits))
     return images
-
-
-def to_flow_input(bins: tf.Tensor, num_bits: int, noise: tf.Tensor) -> tf.Tensor:
-    """Bin indices -> the flow's continuous input in [-0.5, 0.5):
-
-        x = bins / 2**num_bits - 0.5 + noise,  noise in [0, 1 / 2**num_bits)
-    """
-    return bins / 2**num_bits - 0.5 + noise
 
 
 def postprocess(x: tf.Tensor, num_bits: int) -> tf.Tensor:

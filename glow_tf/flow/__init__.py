@@ -1,7 +1,7 @@
 """Invertible transforms: each a one-pass `tfb.Bijector` and the Keras layer owning its weights."""
 
 from glow_tf.flow.act_norm import ActNorm, ActNormLayer, data_dependent_init
-from glow_tf.flow.base import FlowLayer, GlowBijector
+from glow_tf.flow.base import FlowLayer, GlowBijector, LayerCall
 from glow_tf.flow.conv1x1 import (
     Conv1x1Layer,
     Conv1x1LULayer,
@@ -9,7 +9,14 @@ from glow_tf.flow.conv1x1 import (
     precomputed_inverses,
 )
 from glow_tf.flow.coupling import AdditiveCoupling, AffineCoupling, CouplingLayer
-from glow_tf.flow.multiscale import LevelLayer, MultiScaleFlow, flatten_latents, unflatten_latents
+from glow_tf.flow.intermediates import recording_intermediates
+from glow_tf.flow.level import Level, LevelLayer
+from glow_tf.flow.multiscale import (
+    MultiScaleFlow,
+    flatten_latents,
+    latent_shapes,
+    unflatten_latents,
+)
 from glow_tf.flow.permutation import ChannelPermutation, ReverseLayer, ShuffleLayer
 from glow_tf.flow.sequence import FlowSequence
 from glow_tf.flow.split import Split, SplitLayer
@@ -31,6 +38,8 @@ __all__ = [
     "FlowStepLayer",
     "GlowBijector",
     "InvertibleConv1x1",
+    "LayerCall",
+    "Level",
     "LevelLayer",
     "MultiScaleFlow",
     "ReverseLayer",
@@ -42,7 +51,9 @@ __all__ = [
     "Standardize",
     "data_dependent_init",
     "flatten_latents",
+    "latent_shapes",
     "precomputed_inverses",
+    "recording_intermediates",
     "squeeze2d",
     "unflatten_latents",
     "unsqueeze2d",

@@ -39,9 +39,6 @@ class ActNorm(GlowBijector):
     Args:
       bias: [C].
       log_scale: [C].
-      data_init: optional callable x -> (bias, log_scale), called on the first
-        forward input to replace both (how `GlowModel.initialize` reaches the
-        layers; see `data_dependent_init`).
 
     References:
       Kingma & Dhariwal (2018), Glow, https://arxiv.org/abs/1807.03039
@@ -51,17 +48,15 @@ class ActNorm(GlowBijector):
         self,
         bias,
         log_scale,
-        data_init=None,
         validate_args: bool = False,
         name: str = "act_norm",
     ):
         parameters = dict(locals())
         self.bias = tf.convert_to_tensor(bias)
         self.log_scale = tf.convert_to_tensor(log_scale, dtype=self.bias.dtype)
-        self._data_init = data_init
         super().__init__(
             dtype=self.bias.dtype,
-            is_constant_jacobian=data_init is None,
+            is_constant_jacobian=True,
             validate_args=validate_args,
             parameters=parameters,
             name=name,
@@ -80,9 +75,6 @@ class ActNorm(GlowBijector):
 
     def _forward_and_log_det(self, x):
         self._check_channels(x)
-        if self._data_init is not None:
-            self.bias, self.log_scale = self._data_init(x)
-            self._data_init = None
         return (x + self.bias) * tf.exp(self.log_scale), self._log_det(x)
 
     def _inverse_and_log_det(self, y):
@@ -94,7 +86,7 @@ class ActNorm(GlowBijector):
 class ActNormLayer(FlowLayer):
     """Owns ActNorm's `bias` and `log_scale` [C]; initialised from data.
 
-    Inside `data_dependent_init()` the next eager forward pass sets
+    Inside `data_dependent_init()` every eager forward call first sets
 
         bias = -mean(x),  log_scale = -log(std(x + bias) + 1e-6)
 
@@ -112,20 +104,25 @@ class ActNormLayer(FlowLayer):
             shape=(channels,), initializer="zeros", name="log_scale"
         )
 
-    def bijector(self) -> ActNorm:
-        data_init = self.initialize_from if data_dependent_init_active() else None
+    def bijector(self, training: bool = False) -> ActNorm:
         return ActNorm(
-            tf.cast(self.bias, self.compute_dtype),
-            tf.cast(self.log_scale, self.compute_dtype),
-            data_init=data_init,
+            tf.cast(self.bias, self.compute_dtype), tf.cast(self.log_scale, self.compute_dtype)
         )
+
+    def call_has_side_effects(self, training: bool = False) -> bool:
+        return data_dependent_init_active()
+
+    def call(self, inputs, inverse: bool = False, training=None):
+        if data_dependent_init_active() and not inverse:
+            self.initialize_from(inputs)
+        return super().call(inputs, inverse=inverse, training=training)
 
     def normalize(self, inputs):
         """`(x + bias) * exp(log_scale)` without the log-det."""
         return self(inputs)[0]
 
     def initialize_from(self, inputs):
-        """Sets bias and log_scale from `inputs`; returns them as tensors."""
+        """Sets bias and log_scale from `inputs`."""
         if not tf.executing_eagerly():
             raise RuntimeError(
                 "data-dependent init must run eagerly (GlowModel.initialize does this)"
@@ -136,7 +133,3 @@ class ActNormLayer(FlowLayer):
         std = tf.sqrt(tf.reduce_mean(tf.square(inputs - mean), axes))
         self.bias.assign(-mean)
         self.log_scale.assign(-tf.math.log(std + 1e-6))
-        return (
-            tf.cast(self.bias, self.compute_dtype),
-            tf.cast(self.log_scale, self.compute_dtype),
-        )

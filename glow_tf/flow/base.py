@@ -23,7 +23,7 @@ from tensorflow_probability.python.internal import cache_util
 
 tfb = tfp.bijectors
 
-__all__ = ["GlowBijector", "FlowLayer", "ScopedFlag"]
+__all__ = ["GlowBijector", "FlowLayer", "LayerCall", "ScopedFlag", "member_bijector"]
 
 
 class GlowBijector(tfb.Bijector):
@@ -163,20 +163,61 @@ class GlowBijector(tfb.Bijector):
 class FlowLayer(keras.layers.Layer):
     """A Keras layer that owns a transform's weights and builds its bijector.
 
-    `call(x)` returns `(y, log_det)` with `log_det` of shape [B];
-    `call(y, inverse=True)` returns `(x, log_det)` of the inverse.
-    `bijector()` returns a `tfb.Bijector` built from the current weights, for
-    use with `tfb.Chain`, `tfb.Invert` and `tfd.TransformedDistribution`.
+    `bijector(training)` returns a pure `tfb.Bijector` built from the current
+    weights, for use with `tfb.Chain`, `tfb.Invert` and
+    `tfd.TransformedDistribution`. `call(x, training=...)` returns
+    `(y, log_det)` with `log_det` of shape [B]; `call(y, inverse=True)` the
+    inverse's. A layer whose call does more than its bijector in some mode
+    (data-dependent init, updating moving statistics) says so in
+    `call_has_side_effects(training)`; containers then compose it through
+    `member_bijector`, which runs that call.
     """
 
-    def bijector(self) -> GlowBijector:
+    def bijector(self, training: bool = False) -> GlowBijector:
         raise NotImplementedError
 
-    def call(self, inputs, inverse: bool = False):
-        bijector = self.bijector()
+    def call_has_side_effects(self, training: bool = False) -> bool:
+        return False
+
+    def compute_output_shape(self, input_shape):
+        """The output shape (with batch) for an input shape; the transforms
+        that change shapes (squeezes) override this."""
+        return tuple(input_shape)
+
+    def call(self, inputs, inverse: bool = False, training=None):
+        bijector = self.bijector(training=bool(training))
         if inverse:
             return bijector.inverse_and_log_det(inputs)
         return bijector.forward_and_log_det(inputs)
+
+
+class LayerCall(GlowBijector):
+    """A `FlowLayer`'s Keras `call` as a bijector, so that a container built
+    from bijectors still reaches the layer's side effects in that mode:
+
+        forward:  (y, log_det) = layer(x, training=training)
+        inverse:  (x, log_det) = layer(y, inverse=True, training=training)
+    """
+
+    def __init__(self, layer: FlowLayer, training: bool = False, name: str | None = None):
+        parameters = dict(locals())
+        self.layer = layer
+        self.training = training
+        super().__init__(parameters=parameters, name=name or layer.name)
+
+    def _forward_and_log_det(self, x):
+        return self.layer(x, training=self.training)
+
+    def _inverse_and_log_det(self, y):
+        return self.layer(y, inverse=True, training=self.training)
+
+
+def member_bijector(layer: FlowLayer, training: bool = False) -> GlowBijector:
+    """What a container composes for one member layer: its pure bijector, or,
+    where its call has side effects in this mode, a `LayerCall` of it."""
+    if layer.call_has_side_effects(training):
+        return LayerCall(layer, training)
+    return layer.bijector(training=training)
 
 
 class ScopedFlag:

@@ -150,7 +150,7 @@ class Conv1x1Layer(FlowLayer):
             name="kernel",
         )
 
-    def bijector(self) -> InvertibleConv1x1:
+    def bijector(self, training: bool = False) -> InvertibleConv1x1:
         return _precomputed_if_active(lambda: InvertibleConv1x1(tf.convert_to_tensor(self.kernel)))
 
     def get_config(self):
@@ -205,7 +205,7 @@ class Conv1x1LULayer(FlowLayer):
         upper += tf.linalg.diag(sign_s * tf.exp(log_s))
         return permutation, lower, upper
 
-    def bijector(self) -> InvertibleConv1x1:
+    def bijector(self, training: bool = False) -> InvertibleConv1x1:
         return _precomputed_if_active(self._assemble_bijector)
 
     def _assemble_bijector(self) -> InvertibleConv1x1:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
 
 from glow_tf.flow.base import FlowLayer, GlowBijector
+from glow_tf.flow.intermediates import record
 from glow_tf.nn.coupling_network import CouplingNetwork
 
 __all__ = ["Coupling", "AdditiveCoupling", "AffineCoupling", "CouplingLayer", "COUPLING_BIJECTORS"]
@@ -35,8 +37,9 @@ class Coupling(GlowBijector):
         return x[..., : channels // 2], x[..., channels // 2 :]
 
     def _net(self, x1):
-        h = self.network(x1)
-        return tf.cast(h, x1.dtype)
+        h = tf.cast(self.network(x1), x1.dtype)
+        record("network", h)
+        return h
 
     def _forward_and_log_det(self, x):
         x1, x2 = self._halves(x)
@@ -159,8 +162,8 @@ class CouplingLayer(FlowLayer):
         )
         self.network.build(tuple(input_shape[:-1]) + (half,))
 
-    def bijector(self) -> GlowBijector:
-        return COUPLING_BIJECTORS[self.coupling](self.network)
+    def bijector(self, training: bool = False) -> GlowBijector:
+        return COUPLING_BIJECTORS[self.coupling](functools.partial(self.network, training=training))
 
     def get_config(self):
         return {

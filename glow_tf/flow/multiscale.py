@@ -1,20 +1,28 @@
-"""The multi-scale architecture: levels of flow steps, factoring out half at each split."""
+"""The multi-scale architecture: levels that factor out latents, then the top prior."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from glow_tf.flow.base import GlowBijector
-from glow_tf.flow.sequence import FlowSequence
-from glow_tf.flow.split import Split, SplitLayer
-from glow_tf.flow.squeeze import squeeze2d, unsqueeze2d
-from glow_tf.flow.step import FlowStepLayer
+from glow_tf.flow.intermediates import forward_member
+from glow_tf.flow.level import Level
 
-__all__ = ["MultiScaleFlow", "LevelLayer", "flatten_latents", "unflatten_latents"]
+__all__ = ["MultiScaleFlow", "flatten_latents", "latent_shapes", "unflatten_latents"]
+
+
+def latent_shapes(image_shape: Sequence[int], levels: Sequence) -> list[tuple[int, int, int]]:
+    """[h, w, c] of each level's latent, the top last, for levels that
+    report `output_shapes(input_shape) -> (kept, latent)` (`Level` bijectors
+    or `LevelLayer`s, built or not)."""
+    shapes, shape = [], tuple(image_shape)
+    for level in levels:
+        shape, latent = level.output_shapes(shape)
+        shapes.append(latent)
+    return shapes[:-1] + [tuple(shape)]
 
 
 def flatten_latents(latents: Sequence[tf.Tensor]) -> tf.Tensor:
@@ -33,25 +41,25 @@ def unflatten_latents(flat: tf.Tensor, shapes: Sequence[Sequence[int]]) -> list[
 
 
 class MultiScaleFlow(GlowBijector):
-    """Glow's multi-scale flow, images [H, W, C] -> standardised latents [D].
+    """A multi-scale flow, images [H, W, C] -> standardised latents [D].
 
-    With L levels of flow steps f_i, splits s_i and a top standardisation t
-    (OpenAI's encoder plus prior):
+    With levels l_0 .. l_{L-1} (each a `Level`: squeeze, steps, split) and a
+    top standardisation t (the top prior):
 
-        z = squeeze(x)
-        for i < L-1:  [z1, eps_i] = s_i(f_i(z)),  z = squeeze(z1)
-        eps_top = t(f_{L-1}(z))
+        z = x
+        for i < L-1:  [z, eps_i] = factor(l_i(z))     (l_i's factored-out channels)
+        eps_top = t(l_{L-1}(z))
         forward:  y = concat(flat(eps_0), ..., flat(eps_{L-2}), flat(eps_top))
         inverse:  the same, backwards
         log|det dy/dx| = sum of the members' log-dets
 
     so log p(x) = log N(y; 0, I) + log|det dy/dx| for the continuous x, and
-    sampling at temperature T decodes y ~ N(0, T^2 I).
+    sampling at temperature T decodes y ~ N(0, T^2 I). The latent shapes
+    come from the levels' event shapes (`latent_shapes`).
 
     Args:
       image_shape: [H, W, C] of one event.
-      levels: L bijectors, the flow steps of each level.
-      splits: L-1 `Split` bijectors.
+      levels: the `Level`s; every one but the last factors out channels.
       top: bijector standardising the top latent (the top prior), or None
         for a standard-normal top.
     """
@@ -59,8 +67,7 @@ class MultiScaleFlow(GlowBijector):
     def __init__(
         self,
         image_shape: Sequence[int],
-        levels: Sequence[GlowBijector],
-        splits: Sequence[Split],
+        levels: Sequence[Level],
         top: GlowBijector | None = None,
         validate_args=False,
         name="multiscale_flow",
@@ -68,13 +75,15 @@ class MultiScaleFlow(GlowBijector):
         parameters = dict(locals())
         self.image_shape = tuple(int(d) for d in image_shape)
         self.levels = list(levels)
-        self.splits = list(splits)
         self.top = top
-        if len(self.splits) != len(self.levels) - 1:
-            raise ValueError(
-                f"{len(self.levels)} levels need {len(self.levels) - 1} splits, got "
-                f"{len(self.splits)}"
-            )
+        if not self.levels:
+            raise ValueError("a multi-scale flow needs at least one level")
+        for level in self.levels[:-1]:
+            if level.factor_out == 0:
+                raise ValueError(f"{level.name} factors out nothing but is not the top level")
+        if self.levels[-1].factor_out != 0:
+            raise ValueError(f"the top level {self.levels[-1].name} must not factor out channels")
+        self._latent_shapes = latent_shapes(self.image_shape, self.levels)
         super().__init__(
             forward_min_event_ndims=3,
             inverse_min_event_ndims=1,
@@ -85,14 +94,8 @@ class MultiScaleFlow(GlowBijector):
 
     @property
     def latent_shapes(self) -> list[tuple[int, int, int]]:
-        height, width, channels = self.image_shape
-        shapes = []
-        for i in range(len(self.levels)):
-            height, width, channels = height // 2, width // 2, channels * 4
-            if i < len(self.levels) - 1:
-                channels //= 2
-            shapes.append((height, width, channels))
-        return shapes
+        """[h, w, c] of each level's latent, the top last."""
+        return list(self._latent_shapes)
 
     @property
     def num_latents(self) -> int:
@@ -101,8 +104,8 @@ class MultiScaleFlow(GlowBijector):
     def _check_image(self, x):
         if tuple(x.shape[1:]) != self.image_shape:
             raise ValueError(
-                f"{self.name} expects images of shape [batch, {', '.join(map(str, self.image_shape))}], "
-                f"got {x.shape}"
+                f"{self.name} expects images of shape "
+                f"[batch, {', '.join(map(str, self.image_shape))}], got {x.shape}"
             )
 
     def forward_latents(self, x):
@@ -110,18 +113,15 @@ class MultiScaleFlow(GlowBijector):
         self._check_image(x)
         total = tf.zeros(tf.shape(x)[:1], x.dtype)
         latents = []
-        z = squeeze2d(x)
-        for i, level in enumerate(self.levels):
-            z, log_det = level.forward_and_log_det(z)
+        z = x
+        for level in self.levels:
+            z, log_det = forward_member(level, z, level.name)
             total += log_det
-            if i < len(self.splits):
-                z, log_det = self.splits[i].forward_and_log_det(z)
-                total += log_det
-                half = z.shape[-1] // 2
-                latents.append(z[..., half:])
-                z = squeeze2d(z[..., :half])
+            if level.factor_out:
+                z, eps = level.factor(z)
+                latents.append(eps)
         if self.top is not None:
-            z, log_det = self.top.forward_and_log_det(z)
+            z, log_det = forward_member(self.top, z, "top_prior")
             total += log_det
         latents.append(z)
         return latents, total
@@ -129,19 +129,19 @@ class MultiScaleFlow(GlowBijector):
     def inverse_latents(self, latents):
         """Images from per-level latents, and log|det dx/dy|."""
         latents = [tf.convert_to_tensor(eps) for eps in latents]
+        if len(latents) != len(self.levels):
+            raise ValueError(f"expected {len(self.levels)} latents, got {len(latents)}")
         total = tf.zeros(tf.shape(latents[-1])[:1], latents[-1].dtype)
         z = latents[-1]
         if self.top is not None:
             z, log_det = self.top.inverse_and_log_det(z)
             total += log_det
-        for i in reversed(range(len(self.levels))):
-            if i < len(self.splits):
-                z = tf.concat([unsqueeze2d(z), latents[i]], axis=-1)
-                z, log_det = self.splits[i].inverse_and_log_det(z)
-                total += log_det
-            z, log_det = self.levels[i].inverse_and_log_det(z)
+        for level, eps in zip(reversed(self.levels), reversed(latents)):
+            if level.factor_out:
+                z = level.merge(z, eps)
+            z, log_det = level.inverse_and_log_det(z)
             total += log_det
-        return unsqueeze2d(z), total
+        return z, total
 
     def _forward_and_log_det(self, x):
         latents, log_det = self.forward_latents(x)
@@ -161,55 +161,3 @@ class MultiScaleFlow(GlowBijector):
 
     def _inverse_event_shape_tensor(self, output_shape):
         return tf.concat([output_shape[:-1], self.image_shape], 0)
-
-
-@keras.saving.register_keras_serializable(package="glow_tf")
-class LevelLayer(keras.layers.Layer):
-    """One level: `num_steps` flow steps, then (unless it is the last) a split.
-
-    Owns `steps` (a list of `FlowStepLayer`) and `split` (a `SplitLayer` or
-    None); `bijector()` is the level's steps as one `FlowSequence`.
-    """
-
-    def __init__(
-        self,
-        num_steps: int,
-        split: bool,
-        step_config: dict,
-        seed: int | None = None,
-        **kwargs,
-    ):
-        super().__init__(**kwargs)
-        self.num_steps = num_steps
-        self.has_split = split
-        self.step_config = dict(step_config)
-        self.seed = seed
-        policy = self.dtype_policy
-        self.steps = [
-            FlowStepLayer(
-                **self.step_config,
-                seed=None if seed is None else seed + 100 * j,
-                dtype=policy,
-                name=f"step_{j}",
-            )
-            for j in range(num_steps)
-        ]
-        self.split = SplitLayer(dtype=policy, name="split") if split else None
-
-    def build(self, input_shape):
-        for step in self.steps:
-            step.build(input_shape)
-        if self.split is not None:
-            self.split.build(input_shape)
-
-    def bijector(self) -> FlowSequence:
-        return FlowSequence([step.bijector() for step in self.steps], name="level")
-
-    def get_config(self):
-        return {
-            **super().get_config(),
-            "num_steps": self.num_steps,
-            "split": self.has_split,
-            "step_config": self.step_config,
-            "seed": self.seed,
-        }

@@ -58,7 +58,7 @@ class ReverseLayer(FlowLayer):
     def build(self, input_shape):
         self.channels = int(input_shape[-1])
 
-    def bijector(self) -> ChannelPermutation:
+    def bijector(self, training: bool = False) -> ChannelPermutation:
         reverse = np.arange(self.channels - 1, -1, -1, dtype=np.int32)
         return ChannelPermutation(reverse, inverse_indices=reverse, name="reverse")
 
@@ -86,7 +86,7 @@ class ShuffleLayer(FlowLayer):
             name="indices",
         )
 
-    def bijector(self) -> ChannelPermutation:
+    def bijector(self, training: bool = False) -> ChannelPermutation:
         return ChannelPermutation(tf.convert_to_tensor(self.indices), name="shuffle")
 
     def get_config(self):

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from glow_tf.flow.base import GlowBijector
+from glow_tf.flow.intermediates import forward_member
 
 __all__ = ["FlowSequence"]
 
@@ -21,13 +22,30 @@ class FlowSequence(GlowBijector):
 
     Each member's transform and log-det come from one evaluation
     (`forward_and_log_det`), so networks inside run once per pass.
+
+    Args:
+      bijectors: the members, in data-flow order.
+      names: the members' names for `recording_intermediates` (default: each
+        bijector's own name).
     """
 
-    def __init__(self, bijectors: Sequence[GlowBijector], validate_args=False, name="flow_sequence"):
-        parameters = dict(locals())
+    def __init__(
+        self,
+        bijectors: Sequence[GlowBijector],
+        names: Sequence[str] | None = None,
+        validate_args=False,
+        name="flow_sequence",
+        parameters=None,
+    ):
+        if parameters is None:
+            parameters = dict(locals())
+            del parameters["parameters"]
         self.bijectors = list(bijectors)
         if not self.bijectors:
             raise ValueError("FlowSequence needs at least one bijector")
+        self.names = [b.name for b in self.bijectors] if names is None else list(names)
+        if len(self.names) != len(self.bijectors):
+            raise ValueError(f"{len(self.bijectors)} bijectors but {len(self.names)} names")
         super().__init__(
             forward_min_event_ndims=self.bijectors[0].forward_min_event_ndims,
             inverse_min_event_ndims=self.bijectors[-1].inverse_min_event_ndims,
@@ -38,8 +56,8 @@ class FlowSequence(GlowBijector):
 
     def _forward_and_log_det(self, x):
         total = tf.zeros(tf.shape(x)[:1], x.dtype)
-        for bijector in self.bijectors:
-            x, log_det = bijector.forward_and_log_det(x)
+        for bijector, name in zip(self.bijectors, self.names):
+            x, log_det = forward_member(bijector, x, name)
             total += log_det
         return x, total
 

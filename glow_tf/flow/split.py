@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import keras
@@ -55,5 +56,5 @@ class SplitLayer(FlowLayer):
         self.prior_network = ZeroConv2D(channels, 3, dtype=self.dtype_policy, name="prior_network")
         self.prior_network.build(tuple(input_shape[:-1]) + (channels // 2,))
 
-    def bijector(self) -> Split:
-        return Split(self.prior_network)
+    def bijector(self, training: bool = False) -> Split:
+        return Split(functools.partial(self.prior_network, training=training))

@@ -109,8 +109,12 @@ class SqueezeLayer(FlowLayer):
         super().__init__(**kwargs)
         self.factor = factor
 
-    def bijector(self) -> Squeeze:
+    def bijector(self, training: bool = False) -> Squeeze:
         return Squeeze(self.factor)
+
+    def compute_output_shape(self, input_shape):
+        event = self.bijector().forward_event_shape(input_shape[1:])
+        return (input_shape[0], *(int(d) for d in event))
 
     def get_config(self):
         return {**super().get_config(), "factor": self.factor}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import keras
 
 from glow_tf.flow.act_norm import ActNormLayer
-from glow_tf.flow.base import FlowLayer
+from glow_tf.flow.base import FlowLayer, member_bijector
 from glow_tf.flow.conv1x1 import Conv1x1Layer, Conv1x1LULayer
 from glow_tf.flow.coupling import CouplingLayer
 from glow_tf.flow.permutation import ReverseLayer, ShuffleLayer
 from glow_tf.flow.sequence import FlowSequence
+from glow_tf.seeds import seed_stream
 
 __all__ = ["FlowStepLayer", "make_permutation"]
 
@@ -44,7 +45,8 @@ class FlowStepLayer(FlowLayer):
       lu_decomposed: LU form of the 1x1 conv.
       hidden_channels: width of the coupling network.
       network_dtype: dtype policy of the coupling network.
-      seed: seed of the random initial weights of this step.
+      seed: seed of the random initial weights of this step (the
+        permutation's and the coupling network's derive from it).
     """
 
     def __init__(
@@ -67,15 +69,16 @@ class FlowStepLayer(FlowLayer):
             seed=seed,
         )
         policy = self.dtype_policy
+        seeds = seed_stream(seed, "flow_step")
         self.act_norm = ActNormLayer(dtype=policy, name="act_norm")
         self.permutation = make_permutation(
-            permutation, lu_decomposed, seed=seed, dtype=policy, name="permutation"
+            permutation, lu_decomposed, seed=seeds(), dtype=policy, name="permutation"
         )
         self.coupling = CouplingLayer(
             coupling,
             hidden_channels,
             network_dtype=network_dtype,
-            seed=None if seed is None else seed + 7,
+            seed=seeds(),
             dtype=policy,
             name="coupling",
         )
@@ -88,8 +91,12 @@ class FlowStepLayer(FlowLayer):
     def layers(self):
         return [self.act_norm, self.permutation, self.coupling]
 
-    def bijector(self) -> FlowSequence:
-        return FlowSequence([layer.bijector() for layer in self.layers], name="flow_step")
+    def bijector(self, training: bool = False) -> FlowSequence:
+        return FlowSequence(
+            [member_bijector(layer, training) for layer in self.layers],
+            names=[layer.name for layer in self.layers],
+            name=self.name,
+        )
 
     def get_config(self):
         return {**super().get_config(), **self.config_}

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from glow_tf.nn.conv import ConvActNorm, ZeroConv2D
+from glow_tf.seeds import seed_stream
 
 __all__ = ["CouplingNetwork"]
 
@@ -29,10 +30,10 @@ class CouplingNetwork(keras.layers.Layer):
         self.out_channels = out_channels
         self.seed = seed
         policy = self.dtype_policy
-        self.conv_in = ConvActNorm(hidden_channels, 3, seed=seed, dtype=policy, name="conv_in")
+        seeds = seed_stream(seed, "coupling_network")
+        self.conv_in = ConvActNorm(hidden_channels, 3, seed=seeds(), dtype=policy, name="conv_in")
         self.conv_hidden = ConvActNorm(
-            hidden_channels, 1, seed=None if seed is None else seed + 1, dtype=policy,
-            name="conv_hidden",
+            hidden_channels, 1, seed=seeds(), dtype=policy, name="conv_hidden"
         )
         self.conv_out = ZeroConv2D(out_channels, 3, dtype=policy, name="conv_out")
 
@@ -42,7 +43,7 @@ class CouplingNetwork(keras.layers.Layer):
         self.conv_hidden.build(hidden_shape)
         self.conv_out.build(hidden_shape)
 
-    def call(self, inputs):
+    def call(self, inputs, training=None):
         h = tf.nn.relu(self.conv_in(inputs))
         h = tf.nn.relu(self.conv_hidden(h))
         return self.conv_out(h)

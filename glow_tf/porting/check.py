@@ -12,7 +12,7 @@ DIR has the layout of the OpenAI reference fixtures (`ref_A`):
   ref_samples_t*.npz     sample_eps, y, temperature, x_uint8 = decode(temperature * sample_eps)
 
 The model runs on `x_ref` with `noise_ref` (so the encode is the official
-one), layer by layer along its own activations; each quantity present in DIR
+one), and every intermediate is read from its own encoder pass; each quantity present in DIR
 gets one line with its max absolute difference and tolerance, and the last
 line is PASS or FAIL. Exit status 0 only on PASS (2 for unusable input).
 
@@ -34,7 +34,7 @@ import sys
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.flow.squeeze import squeeze2d
+from glow_tf.flow.intermediates import recording_intermediates
 from glow_tf.objectives import classification_bits, standard_normal_log_prob
 
 __all__ = ["Comparison", "compare_with_reference", "format_report", "main", "TOLERANCE"]
@@ -113,45 +113,51 @@ def _load_npz(path):
         return {key: data[key] for key in data.files}
 
 
-def _forward(model, x, y, collect: _Collector):
-    """The encoder layer by layer, along the model's own activations."""
-    collect.tensor("x_dequant", x)
-    z = squeeze2d(tf.convert_to_tensor(x))
-    collect.tensor("z_squeezed", z)
-    sum_log_det = tf.zeros(tf.shape(z)[:1])
-    sum_split_log_prob = tf.zeros(tf.shape(z)[:1])
+def _forward(model, images, noise, y, collect: _Collector):
+    """Every official intermediate, read from the model's own encoder pass
+    (`recording_intermediates`), so the check runs the model's one
+    multi-scale loop, not a copy of it."""
+    collect.tensor("x_dequant", model.flow_input(images, noise))
+    with recording_intermediates() as records:
+        model.encode(images, y, noise=noise)
+    sum_log_det = sum_split_log_prob = 0.0
+    previous = None
     for i, level in enumerate(model.levels):
+        if level.squeeze is not None:
+            previous = records[f"{level.name}/{level.squeeze.name}"]
+            if i == 0:
+                collect.tensor("z_squeezed", previous)
         for j, step in enumerate(level.steps):
-            name = f"step{i}_{j}_"
-            collect.tensor(name + "in", z)
-            normed, log_det_norm = step.act_norm(z)
-            collect.tensor(name + "actnorm", normed)
+            name, path = f"step{i}_{j}_", f"{level.name}/{step.name}"
+            collect.tensor(name + "in", previous)
+            collect.tensor(name + "actnorm", records[f"{path}/{step.act_norm.name}"])
+            log_det_norm = records[f"{path}/{step.act_norm.name}:log_det"]
             collect.nats(name + "logdet_actnorm", log_det_norm)
-            permuted, log_det_perm = step.permutation(normed)
-            collect.tensor(name + "perm", permuted)
+            collect.tensor(name + "perm", records[f"{path}/{step.permutation.name}"])
+            log_det_perm = records[f"{path}/{step.permutation.name}:log_det"]
             collect.nats(name + "logdet_actnorm_perm", log_det_norm + log_det_perm)
-            half = permuted.shape[-1] // 2
-            collect.tensor(name + "nn", step.coupling.network(permuted[..., :half]))
-            z, log_det_coupling = step.coupling(permuted)
-            collect.tensor(name + "out", z)
-            step_log_det = log_det_norm + log_det_perm + log_det_coupling
-            collect.nats(name + "logdet", step_log_det)
-            sum_log_det += step_log_det
-        collect.tensor(f"level{i}_out", z)
+            collect.tensor(name + "nn", records[f"{path}/{step.coupling.name}/network"])
+            previous = records[path]
+            collect.tensor(name + "out", previous)
+            collect.nats(name + "logdet", records[path + ":log_det"])
+            sum_log_det += records[path + ":log_det"]
+        collect.tensor(f"level{i}_out", previous)
         if level.split is not None:
-            half = z.shape[-1] // 2
-            collect.tensor(f"level{i}_split_z2", z[..., half:])
-            split, log_det_split = level.split(z)
+            half = previous.shape[-1] // 2
+            collect.tensor(f"level{i}_split_z2", previous[..., half:])
+            split = records[f"{level.name}/{level.split.name}"]
             eps = split[..., half:]
             collect.tensor(f"level{i}_split_eps", eps)
-            split_log_prob = log_det_split + standard_normal_log_prob(eps)
+            split_log_prob = records[f"{level.name}/{level.split.name}:log_det"]
+            split_log_prob += standard_normal_log_prob(eps)
             collect.nats(f"level{i}_split_logp", split_log_prob)
             sum_split_log_prob += split_log_prob
-            z = squeeze2d(split[..., :half])
-    collect.tensor("z_top", z)
-    eps_top, log_det_top = model.top_prior.bijector(y).forward_and_log_det(z)
+            previous = split[..., :half]
+    z_top = records[model.levels[-1].name]
+    collect.tensor("z_top", z_top)
+    eps_top = records["top_prior"]
     collect.tensor("top_eps", eps_top)
-    collect.nats("top_logp", log_det_top + standard_normal_log_prob(eps_top))
+    collect.nats("top_logp", records["top_prior:log_det"] + standard_normal_log_prob(eps_top))
     collect.nats("sum_logdet", sum_log_det)
     collect.nats("sum_split_logp", sum_split_log_prob)
     if "y_logits" in collect.reference or "bits_y" in collect.reference:
@@ -164,7 +170,7 @@ def _forward(model, x, y, collect: _Collector):
                         "frozen encode/decode graph, which leaves it out)",
                     )
         else:
-            logits = model.classifier(tf.reduce_mean(z, axis=[1, 2]))
+            logits = model.classifier(tf.reduce_mean(z_top, axis=[1, 2]))
             collect.tensor("y_logits", logits)
             collect.tensor("bits_y", classification_bits(logits, y))
 
@@ -178,7 +184,7 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
         the model.
     """
     reference_dir = os.fspath(reference_dir)
-    config = model.glow_config
+    config = model.config
     for needed in ("x_ref.npy", "noise_ref.npy"):
         if not os.path.isfile(os.path.join(reference_dir, needed)):
             raise FileNotFoundError(f"{reference_dir!r} has no {needed}")
@@ -203,7 +209,7 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
     if os.path.isfile(forward_path):
         forward = _load_npz(forward_path)
         collect = _Collector(forward)
-        _forward(model, model.flow_input(images, noise), y, collect)
+        _forward(model, images, noise, y, collect)
         log_prob = model.log_prob(images, y, noise=noise)
         collect.nats("objective", log_prob)
         collect.nats(
@@ -237,7 +243,7 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
 
 
 def _compare_samples(model, samples: dict, tag: str) -> list[Comparison]:
-    config = model.glow_config
+    config = model.config
     temperature = float(samples["temperature"])
     y = samples["y"].astype(np.int32) if config.conditional else None
     eps = samples["sample_eps"].astype(np.float32)
@@ -297,7 +303,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     import keras
 
-    from glow_tf.model import GlowModel  # registers the serialisable classes
+    from glow_tf.models import GlowModel  # registers the serialisable classes
 
     try:
         model = keras.models.load_model(args.model)

@@ -165,7 +165,7 @@ def _permutation_slots(prefix, layer, permutation, lu_decomposed):
 
 def openai_weight_slots(model) -> list[WeightSlot]:
     """Every OpenAI variable a `GlowModel` of this config has, with its weight."""
-    config = model.glow_config
+    config = model.config
     slots = []
     for i, level in enumerate(model.levels):
         for j, step in enumerate(level.steps):

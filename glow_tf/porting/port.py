@@ -22,7 +22,7 @@ import keras
 from keras.src.backend.common import global_state
 
 from glow_tf.config import GlowConfig
-from glow_tf.model import GlowModel
+from glow_tf.models import GlowModel
 from glow_tf.porting.checkpoint import read_checkpoint
 from glow_tf.porting.frozen_graph import read_frozen_graph
 from glow_tf.porting.hps import read_hps

@@ -104,7 +104,7 @@ class InvertibilityGuard(keras.callbacks.Callback):
 
     def reconstruction_error(self) -> float:
         model = self.model
-        num_bits = model.glow_config.num_bits
+        num_bits = model.config.num_bits
         noise = np.full(self.images.shape, 0.5 / 2**num_bits, np.float32)
         x = model.flow_input(self.images, noise)
         encoding = model.encode(self.images, y=self.labels, noise=noise)
@@ -286,11 +286,11 @@ def write_images(
     """Writes `{prefix}samples.png` (one row per temperature) and
     `{prefix}reconstructions.png` (test images next to their reconstructions);
     returns the grids by name."""
-    height = model.glow_config.image_shape[0]
+    height = model.config.image_shape[0]
     scale = scale or max(1, 64 // height)
     labels = None
-    if model.glow_config.conditional:
-        labels = np.arange(per_row) % model.glow_config.num_classes
+    if model.config.conditional:
+        labels = np.arange(per_row) % model.config.num_classes
     samples = temperature_grid(model, temperatures, per_row, seed, y=labels)
     pairs = reconstructions(model, fixed_images, fixed_labels)
     grids = {

@@ -73,7 +73,7 @@ class Exported:
 
     @property
     def config(self) -> GlowConfig:
-        return self.model.glow_config
+        return self.model.config
 
     def labels(self, batch: int):
         return self.inputs[batch]["labels"]
@@ -99,11 +99,12 @@ def make_inputs(config: GlowConfig, batch: int, seed: int) -> dict:
 
 def split_levels(flat: np.ndarray, config: GlowConfig) -> dict:
     """{"eps_i": [B, h_i, w_i, c_i]} of flat latents, in flatten_latents' (h, w, c) order."""
-    sizes = np.cumsum([int(np.prod(s)) for s in config.eps_shapes])[:-1]
+    shapes = GlowModel.latent_shapes_for(config)
+    sizes = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
     parts = np.split(flat, sizes, axis=1)
     return {
         f"eps_{i}": part.reshape(-1, *shape)
-        for i, (part, shape) in enumerate(zip(parts, config.eps_shapes, strict=True))
+        for i, (part, shape) in enumerate(zip(parts, shapes, strict=True))
     }
 
 

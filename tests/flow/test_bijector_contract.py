@@ -14,6 +14,7 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from glow_tf import GlowConfig, GlowModel
+from glow_tf.models import glow_level
 from glow_tf.flow import (
     ActNorm,
     ActNormLayer,
@@ -21,7 +22,6 @@ from glow_tf.flow import (
     Conv1x1LULayer,
     CouplingLayer,
     FlowStepLayer,
-    LevelLayer,
     ReverseLayer,
     ShuffleLayer,
     SplitLayer,
@@ -88,12 +88,15 @@ CASES = {
         ).bijector(),
     ),
     "level": (
-        (2, 2, 4),
+        (4, 4, 2),
         lambda dtype: randomize(
             built(
-                LevelLayer(2, split=False, step_config=dict(coupling="additive", permutation="shuffle",
-                                                            hidden_channels=6), seed=11, dtype=dtype),
-                (2, 2, 4),
+                glow_level(
+                    GlowConfig(image_shape=(4, 4, 2), num_levels=2, num_steps=2, hidden_channels=6,
+                               coupling="additive", permutation="shuffle"),
+                    0, seed=11, dtype=dtype,
+                ),
+                (4, 4, 2),
             ),
             scale=0.1,
         ).bijector(),

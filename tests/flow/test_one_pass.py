@@ -55,8 +55,8 @@ def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch
         return original(self, inputs)
 
     monkeypatch.setattr(CouplingNetwork, "call", counting)
-    images = np.zeros((2, *tiny_model.glow_config.image_shape), np.uint8)
+    images = np.zeros((2, *tiny_model.config.image_shape), np.uint8)
     tf.function(tiny_model.bits_per_dim)(images)  # a fresh trace sees every call
-    config = tiny_model.glow_config
+    config = tiny_model.config
     assert len(calls) == config.num_levels * config.num_steps
     assert len(set(calls)) == len(calls)

@@ -28,7 +28,7 @@ TOL = 1e-4
 
 
 def test_ported_config_is_the_official_one(reference, ported_reference):
-    config = ported_reference.model.glow_config
+    config = ported_reference.model.config
     expected = reference.config
     if ported_reference.model.classifier is None and expected.weight_y > 0:
         # a frozen encode/decode graph has no classifier head
@@ -60,7 +60,7 @@ def test_bits_latents_and_every_step_intermediate(reference, ported_reference):
     )
     encoding = model.encode(x, y, noise=noise)
     np.testing.assert_allclose(encoding.bits_per_dim, forward["bits_x"], atol=TOL)
-    for i in range(model.glow_config.num_levels - 1):
+    for i in range(model.config.num_levels - 1):
         np.testing.assert_allclose(
             encoding.latents[i], forward[f"level{i}_split_eps"], atol=TOL
         )
@@ -176,7 +176,7 @@ def reloaded(tmp_path_factory):
 def test_saved_port_reloads_with_the_same_outputs(reloaded):
     reference, ported, model = reloaded
     assert isinstance(model, GlowModel) and model.is_initialized
-    assert model.glow_config == ported.glow_config
+    assert model.config == ported.config
     x, noise, y = (
         reference.npy("x_ref.npy"),
         reference.npy("noise_ref.npy"),
@@ -221,7 +221,7 @@ def test_port_marks_the_model_initialised_so_no_init_runs():
         model.levels[1].steps[1].act_norm.bias.numpy(),
         trained["model/1/1/actnorm_center/b"].reshape(-1),
     )
-    assert GlowModel(model.glow_config).is_initialized is False
+    assert GlowModel(model.config).is_initialized is False
 
 
 # ---------------------------------------------------------------- variants
@@ -245,7 +245,7 @@ def test_variant_matches_the_numpy_oracle(official_runs, weight_source, variant)
     else:
         result = port_frozen_graph(run.graph, hps=run.hps_path)
     model = result.model
-    config = model.glow_config
+    config = model.config
     assert config.permutation == ["reverse", "shuffle", "conv1x1"][hps.flow_permutation]
     assert config.lu_decomposed == hps.use_lu
     assert config.learn_top == hps.learntop

@@ -1,36 +1,42 @@
-"""GlowModel: the whole Glow as a Keras model that trains with `fit`."""
+"""FlowModel: what every image flow shares, as a Keras model that trains with `fit`.
+
+A flow family (Glow, RealNVP, ...) subclasses `FlowModel` and supplies only
+its levels and its top prior (and, if it has them, extra loss terms such as
+Glow's classifier head); everything else lives here.
+"""
 
 from __future__ import annotations
 
-import math
 from typing import NamedTuple
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.config import GlowConfig
-from glow_tf.data.dequantize import check_noise, uniform_noise
-from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize, to_flow_input
+from glow_tf.data.dequantize import UniformDequantization
+from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
-from glow_tf.flow.multiscale import LevelLayer, MultiScaleFlow, flatten_latents, unflatten_latents
-from glow_tf.nn.conv import LinearZeros
-from glow_tf.objectives import bits_per_dim, classification_bits, standard_normal_log_prob
-from glow_tf.prior import TopPriorLayer
+from glow_tf.flow.intermediates import forward_member, recording_active
+from glow_tf.flow.level import LevelLayer
+from glow_tf.flow.multiscale import (
+    MultiScaleFlow,
+    flatten_latents,
+    latent_shapes,
+    unflatten_latents,
+)
+from glow_tf.objectives import bits_per_dim, standard_normal_log_prob
 
-__all__ = ["GlowModel", "Encoding"]
-
-_NETWORK_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+__all__ = ["FlowModel", "Encoding"]
 
 
 class Encoding(NamedTuple):
-    """What `GlowModel.encode` returns.
+    """What `FlowModel.encode` returns.
 
     Attributes:
       latents: per-level standardised latents eps [B, h_i, w_i, c_i], the top
         last (OpenAI's `encode` before flattening).
       flat: the same flattened and concatenated, [B, D] (OpenAI's `feps`).
-      bits_per_dim: [B], OpenAI's `bits_x` of each image.
+      bits_per_dim: [B], the bits/dim of each image (OpenAI's `bits_x`).
     """
 
     latents: list
@@ -38,109 +44,123 @@ class Encoding(NamedTuple):
     bits_per_dim: tf.Tensor
 
 
-@keras.saving.register_keras_serializable(package="glow_tf")
-class GlowModel(keras.Model):
-    """Glow (Kingma & Dhariwal, 2018) on channels-last images, as a Keras model.
+class FlowModel(keras.Model):
+    """A multi-scale normalising flow on channels-last images, as a Keras model.
 
     Data flow (encode), with D = H * W * C and n_bins = 2**num_bits:
 
-        uint8 image --quantize--> bins --(/n_bins - 0.5 + u)--> x in [-0.5, 0.5)
-        x --MultiScaleFlow--> latents eps (per level, top last), log|det|
+        uint8 image --quantize--> bins --dequantizer--> x in [-0.5, 0.5), log q(u | x)
+        x --levels (squeeze, steps, split; factor out)--> latents eps_0 .. eps_{L-2}
+          --top prior--> eps_top;  log|det| summed along the way
         log p(x) = log N(eps; 0, I) + log|det|
-        bits/dim = -(log p(x) - D log n_bins) / (D log 2)
+        bits/dim = -(log p(x) - log q(u | x)) / (D log 2)
 
-    and back (decode): eps * temperature --inverse flow--> x --> uint8.
+    and back (decode): eps * temperature --inverse flow--> x --> uint8. With
+    uniform dequantisation log q(u | x) = D log n_bins (OpenAI's `bits_x`).
 
-    Usage:
-        model = GlowModel(GlowConfig(image_shape=(8, 8, 1), num_levels=2, ...))
-        model.initialize(first_batch)         # data-dependent ActNorm init
-        model.compile(keras.optimizers.Adamax(1e-3))
-        model.fit(dataset)                    # loss = bits/dim
-        images = model.sample(16, temperature=0.7)
+    The loss `fit` minimises is the mean bits/dim, plus any extra terms of the
+    family (`extra_terms`) and the layers' `self.losses` (weight penalties).
+    A `training` flag reaches every flow layer (`FlowLayer.bijector(training)`).
+
+    Subclasses set `config_class` and implement `make_levels()` and
+    `make_top_prior(top_shape)`; optionally `make_heads(top_shape)`,
+    `extra_terms(...)` and `extra_metrics()`.
 
     Args:
-      config: a `GlowConfig` (or its dict).
-
-    References:
-      Kingma & Dhariwal (2018), Glow, https://arxiv.org/abs/1807.03039
+      config: an instance of `config_class` (or its dict). It must provide
+        image_shape, num_bits, num_bins, num_dims, num_classes, conditional.
+      dequantizer: a layer mapping bins to (x, log q(u | x)); default
+        `UniformDequantization(config.num_bits)`.
     """
 
-    def __init__(self, config: GlowConfig | dict, **kwargs):
+    config_class: type = None
+
+    def __init__(self, config, dequantizer: keras.layers.Layer | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
-            config = GlowConfig.from_dict(config)
-        if not isinstance(config, GlowConfig):
-            raise TypeError(f"config must be a GlowConfig or dict, got {type(config).__name__}")
-        self.glow_config = config
-        step_config = dict(
-            coupling=config.coupling,
-            permutation=config.permutation,
-            lu_decomposed=config.lu_decomposed,
-            hidden_channels=config.hidden_channels,
-            network_dtype=_NETWORK_POLICIES[config.network_dtype],
-        )
-        policy = self.dtype_policy
-        self.levels = [
-            LevelLayer(
-                config.num_steps,
-                split=i < config.num_levels - 1,
-                step_config=step_config,
-                seed=config.seed + 10_000 * i,
-                dtype=policy,
-                name=f"level_{i}",
+            config = self.config_class.from_dict(config)
+        if not isinstance(config, self.config_class):
+            raise TypeError(
+                f"config must be a {self.config_class.__name__} or dict, got "
+                f"{type(config).__name__}"
             )
-            for i in range(config.num_levels)
-        ]
-        self.top_prior = TopPriorLayer(
-            config.top_shape, config.learn_top, config.num_classes, dtype=policy, name="top_prior"
+        self.config = config
+        self.dequantizer = dequantizer or UniformDequantization(
+            config.num_bits, dtype=self.dtype_policy, name="dequantizer"
         )
-        self.classifier = (
-            LinearZeros(config.num_classes, dtype=policy, name="classifier")
-            if config.weight_y > 0
-            else None
-        )
+        self.levels = self.make_levels(config, self.dtype_policy)
+        self.latent_shapes = tuple(latent_shapes(config.image_shape, self.levels))
+        self.top_prior = self.make_top_prior(self.latent_shapes[-1])
+        self.make_heads(self.latent_shapes[-1])
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.bits_tracker = keras.metrics.Mean(name="bits_per_dim")
-        self.bits_y_tracker = keras.metrics.Mean(name="bits_y") if self.classifier else None
-        self.accuracy_tracker = (
-            keras.metrics.SparseCategoricalAccuracy(name="accuracy") if self.classifier else None
-        )
         self.build((None, *config.image_shape))
+
+    # ------------------------------------------------------- family hooks
+
+    @classmethod
+    def make_levels(cls, config, dtype=None) -> list[LevelLayer]:
+        """The family's levels for `config`, in data-flow order (the last
+        factors out nothing), not yet built."""
+        raise NotImplementedError
+
+    @classmethod
+    def latent_shapes_for(cls, config) -> list[tuple[int, int, int]]:
+        """[h, w, c] of each latent (the top last) of a model with `config`,
+        from its levels' shapes, without building any weights."""
+        return latent_shapes(config.image_shape, cls.make_levels(config))
+
+    def make_top_prior(self, top_shape: tuple[int, int, int]):
+        """A layer whose `bijector(y)` standardises the top latent, or None
+        for a standard-normal top."""
+        return None
+
+    def make_heads(self, top_shape: tuple[int, int, int]) -> None:
+        """Creates any extra layers (e.g. a classifier on the top latent)."""
+
+    def extra_terms(self, terms: dict, top_latent: tf.Tensor, y) -> dict:
+        """Extra per-example terms; may replace terms["loss"] [B]."""
+        return {}
+
+    def extra_metrics(self) -> list:
+        return []
 
     # ----------------------------------------------------------------- build
 
     def build(self, input_shape=None):
         if self.built:
             return
-        for level, shape in zip(self.levels, self.glow_config.level_shapes):
-            level.build((None, *shape))
-        self.top_prior.build()
-        if self.classifier is not None:
-            self.classifier.build((None, self.glow_config.top_shape[-1]))
+        shape = (None, *self.config.image_shape)
+        for level in self.levels:
+            level.build(shape)
+            shape = (None, *level.output_shapes(shape[1:])[0])
+        if self.top_prior is not None:
+            self.top_prior.build()
         self.initialized = self.add_weight(
             shape=(), dtype="int32", initializer="zeros", trainable=False, name="initialized"
         )
         self.built = True
 
     def get_config(self):
-        return {**super().get_config(), "config": self.glow_config.to_dict()}
+        return {**super().get_config(), "config": self.config.to_dict()}
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        glow_config = config.pop("config")
+        model_config = config.pop("config")
         kwargs = {k: v for k, v in config.items() if k in ("name", "trainable", "dtype")}
-        return cls(glow_config, **kwargs)
+        return cls(model_config, **kwargs)
 
     # ------------------------------------------------------------ bijectors
 
-    def flow(self, y=None, include_top: bool = True) -> MultiScaleFlow:
+    def flow(self, y=None, include_top: bool = True, training: bool = False) -> MultiScaleFlow:
         """The whole flow as a bijector, images [H, W, C] -> latents [D],
         built from the current weights (see `MultiScaleFlow`)."""
-        levels = [level.bijector() for level in self.levels]
-        splits = [level.split.bijector() for level in self.levels[:-1]]
-        top = self.top_prior.bijector(y) if include_top else None
-        return MultiScaleFlow(self.glow_config.image_shape, levels, splits, top)
+        levels = [level.bijector(training=training) for level in self.levels]
+        top = None
+        if include_top and self.top_prior is not None:
+            top = self.top_prior.bijector(y)
+        return MultiScaleFlow(self.config.image_shape, levels, top)
 
     def distribution(self, y=None, temperature: float = 1.0):
         """A `tfd.TransformedDistribution` over the flow's continuous input."""
@@ -151,7 +171,7 @@ class GlowModel(keras.Model):
     # --------------------------------------------------------------- inputs
 
     def _check_y(self, y, batch):
-        config = self.glow_config
+        config = self.config
         if config.conditional:
             if y is None:
                 raise ValueError(
@@ -166,44 +186,43 @@ class GlowModel(keras.Model):
             )
         return None
 
+    def _dequantize(self, images, noise=None, training=False):
+        """uint8-valued images -> (x in [-0.5, 0.5), log q(u | x) [B])."""
+        images = check_images(images, self.config.image_shape)
+        bins = quantize(images, self.config.num_bits)
+        return self.dequantizer(bins, noise=noise, training=training)
+
     def flow_input(self, images, noise=None) -> tf.Tensor:
         """uint8-valued images -> the dequantised flow input x in [-0.5, 0.5).
 
-        `noise`: None draws u ~ U[0, 1/n_bins); a tensor of the images' shape
-        is used as given (reproducible encodes).
+        `noise`: None lets the dequantizer draw it; a tensor of the images'
+        shape is used as given (reproducible encodes).
         """
-        config = self.glow_config
-        images = check_images(images, config.image_shape)
-        if noise is None:
-            noise = uniform_noise(tf.shape(images), config.num_bits)
-        else:
-            noise = check_noise(noise, images.shape, config.num_bits)
-        return to_flow_input(quantize(images, config.num_bits), config.num_bits, noise)
+        return self._dequantize(images, noise)[0]
 
     # ------------------------------------------------------------ objective
 
-    def _terms(self, x, y):
-        """One pass of the flow on the flow input x: latents, log p(x), classifier."""
-        flow = self.flow(include_top=False)
-        latents, log_det = flow.forward_latents(x)
-        z_top = latents[-1]
-        eps_top, top_log_det = self.top_prior.bijector(y).forward_and_log_det(z_top)
-        latents = latents[:-1] + [eps_top]
-        log_prob = log_det + top_log_det
-        log_prob += sum(standard_normal_log_prob(eps) for eps in latents)
-        config = self.glow_config
-        bits_x = bits_per_dim(log_prob, config.num_dims, config.num_bins)
-        terms = {"latents": latents, "log_prob": log_prob, "bits_x": bits_x, "loss": bits_x}
-        if self.classifier is not None:
-            logits = self.classifier(tf.reduce_mean(z_top, axis=[1, 2]))
-            bits_y = classification_bits(logits, y)
-            terms.update(logits=logits, bits_y=bits_y, loss=bits_x + config.weight_y * bits_y)
+    def _terms(self, x, log_q, y, training=False):
+        """One pass of the flow on the flow input x: latents, log p(x), bits/dim, loss."""
+        latents, log_det = self.flow(include_top=False, training=training).forward_latents(x)
+        top_latent = latents[-1]
+        if self.top_prior is not None:
+            eps_top, top_log_det = forward_member(
+                self.top_prior.bijector(y), top_latent, "top_prior"
+            )
+            latents = latents[:-1] + [eps_top]
+            log_det += top_log_det
+        log_prob = log_det + sum(standard_normal_log_prob(eps) for eps in latents)
+        bits = bits_per_dim(log_prob - log_q, self.config.num_dims)
+        terms = {"latents": latents, "log_prob": log_prob, "log_q": log_q, "bits_x": bits}
+        terms["loss"] = bits
+        terms.update(self.extra_terms(terms, top_latent, y))
         return terms
 
-    def _images_terms(self, images, y=None, noise=None):
-        x = self.flow_input(images, noise)
+    def _images_terms(self, images, y=None, noise=None, training=False):
+        x, log_q = self._dequantize(images, noise, training)
         y = self._check_y(y, tf.shape(x)[0])
-        return self._compiled(self._terms)(x, y)
+        return self._compiled(self._terms)(x, log_q, y, training)
 
     def _decode_latents(self, latents, y, temperature):
         latents = [eps * temperature for eps in latents]
@@ -214,9 +233,9 @@ class GlowModel(keras.Model):
 
         Eager calls of encode / decode / sample then run one graph (no Python
         per op); calls inside someone else's tf.function (fit, export) trace
-        inline, and data-dependent init stays eager.
+        inline, and data-dependent init and recorded passes stay eager.
         """
-        if not tf.executing_eagerly() or data_dependent_init_active():
+        if not tf.executing_eagerly() or data_dependent_init_active() or recording_active():
             return method
         cache = self.__dict__.setdefault("_compiled_methods", {})
         if method.__name__ not in cache:
@@ -239,7 +258,9 @@ class GlowModel(keras.Model):
         same values. Ported or loaded models are already initialised.
         """
         if not tf.executing_eagerly():
-            raise RuntimeError("GlowModel.initialize must be called eagerly, not in a tf.function")
+            raise RuntimeError(
+                f"{type(self).__name__}.initialize must be called eagerly, not in a tf.function"
+            )
         with data_dependent_init():
             terms = self._images_terms(images, y, noise)
         self.initialized.assign(1)
@@ -258,32 +279,33 @@ class GlowModel(keras.Model):
         Returns uint8 images, or the continuous flow output in [-0.5, 0.5)
         with `as_uint8=False`.
         """
-        config = self.glow_config
+        shapes = [tuple(s) for s in self.latent_shapes]
         if isinstance(latents, (list, tuple)):
             latents = [tf.convert_to_tensor(eps, tf.float32) for eps in latents]
-            shapes = [tuple(eps.shape[1:]) for eps in latents]
-            if shapes != [tuple(s) for s in config.eps_shapes]:
-                raise ValueError(f"expected latents of shapes {config.eps_shapes}, got {shapes}")
+            given = [tuple(eps.shape[1:]) for eps in latents]
+            if given != shapes:
+                raise ValueError(f"expected latents of shapes {shapes}, got {given}")
         else:
             flat = tf.convert_to_tensor(latents)
             if flat.dtype != tf.float32:
                 raise TypeError(f"latents must be float32, got {flat.dtype.name}")
-            if flat.shape.rank != 2 or flat.shape[1] != config.num_dims:
+            num_dims = self.config.num_dims
+            if flat.shape.rank != 2 or flat.shape[1] != num_dims:
                 raise ValueError(
-                    f"flat latents must have shape [batch, {config.num_dims}], got {flat.shape}"
+                    f"flat latents must have shape [batch, {num_dims}], got {flat.shape}"
                 )
-            latents = unflatten_latents(flat, config.eps_shapes)
+            latents = unflatten_latents(flat, shapes)
         temperature = _check_temperature(temperature)
         y = self._check_y(y, tf.shape(latents[0])[0])
         x = self._compiled(self._decode_latents)(latents, y, temperature)
-        return postprocess(x, config.num_bits) if as_uint8 else x
+        return postprocess(x, self.config.num_bits) if as_uint8 else x
 
     def sample(self, n: int, temperature: float = 1.0, seed=None, y=None, as_uint8: bool = True):
         """n images drawn at `temperature` (eps ~ N(0, T^2)); `seed` (int or
         two ints) makes the draw reproducible."""
         if int(n) < 1:
             raise ValueError(f"n must be >= 1, got {n}")
-        shape = [int(n), self.glow_config.num_dims]
+        shape = [int(n), self.config.num_dims]
         if seed is None:
             eps = tf.random.normal(shape)
         else:
@@ -293,14 +315,13 @@ class GlowModel(keras.Model):
     def log_prob(self, x, y=None, noise=None) -> tf.Tensor:
         """log p of each discrete image in nats, one dequantisation sample:
 
-            log p(x + u) - D log n_bins  (a stochastic lower bound of log P(x))
+        log p(x + u) - log q(u | x)  (a stochastic lower bound of log P(x))
         """
-        config = self.glow_config
         terms = self._images_terms(x, y, noise)
-        return terms["log_prob"] - config.num_dims * math.log(config.num_bins)
+        return terms["log_prob"] - terms["log_q"]
 
     def bits_per_dim(self, x, y=None, noise=None) -> tf.Tensor:
-        """OpenAI's `bits_x` of each image, [B]."""
+        """The bits/dim of each image, [B] (OpenAI's `bits_x`)."""
         return self._images_terms(x, y, noise)["bits_x"]
 
     # ---------------------------------------------------------------- Keras
@@ -308,7 +329,7 @@ class GlowModel(keras.Model):
     def call(self, inputs, training=False):
         """Per-image bits/dim of `images` or `(images, labels)`."""
         images, y = self._unpack(inputs)
-        return self._images_terms(images, y)["bits_x"]
+        return self._images_terms(images, y, training=bool(training))["bits_x"]
 
     def _unpack(self, data):
         if isinstance(data, dict):
@@ -318,9 +339,7 @@ class GlowModel(keras.Model):
                 raise ValueError(f"a dict batch needs an 'image' key, got keys {sorted(data)}")
         elif isinstance(data, (tuple, list)):
             if not 1 <= len(data) <= 3:
-                raise ValueError(
-                    f"expected images or (images, labels), got a tuple of {len(data)}"
-                )
+                raise ValueError(f"expected images or (images, labels), got a tuple of {len(data)}")
             images, y = data[0], (data[1] if len(data) > 1 else None)
         else:
             images, y = data, None
@@ -328,15 +347,15 @@ class GlowModel(keras.Model):
 
     @property
     def metrics(self):
-        trackers = [self.loss_tracker, self.bits_tracker, self.bits_y_tracker, self.accuracy_tracker]
-        return [t for t in trackers if t is not None]
+        return [self.loss_tracker, self.bits_tracker, *self.extra_metrics()]
 
-    def _update_metrics(self, terms, y):
-        self.loss_tracker.update_state(terms["loss"])
+    def update_extra_metrics(self, terms: dict, y) -> None:
+        """Updates the trackers of `extra_metrics` from a step's terms."""
+
+    def _update_metrics(self, terms, y, penalty=0.0):
+        self.loss_tracker.update_state(terms["loss"] + penalty)
         self.bits_tracker.update_state(terms["bits_x"])
-        if self.classifier is not None:
-            self.bits_y_tracker.update_state(terms["bits_y"])
-            self.accuracy_tracker.update_state(y, terms["logits"])
+        self.update_extra_metrics(terms, y)
         return _per_replica_logs({m.name: m.result() for m in self.metrics})
 
     def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
@@ -370,7 +389,7 @@ class GlowModel(keras.Model):
         # Keras builds models lazily from a peeked data batch, which under a
         # strategy it first averages over replicas with strategy.reduce("MEAN").
         # Under MultiWorkerMirroredStrategy that is a collective on the uint8
-        # images, which has no uint8 kernel (InvalidArgumentError). A GlowModel
+        # images, which has no uint8 kernel (InvalidArgumentError). A FlowModel
         # is built from its config in __init__, so unless compile() added
         # losses or metrics that need building, only the optimizer is left.
         if self._compile_metrics is not None or self._compile_loss is not None:
@@ -382,8 +401,9 @@ class GlowModel(keras.Model):
     def train_step(self, data):
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self._images_terms(images, y)
-            loss = tf.reduce_mean(terms["loss"])
+            terms = self._images_terms(images, y, training=True)
+            penalty = tf.add_n([tf.cast(p, tf.float32) for p in self.losses] or [tf.constant(0.0)])
+            loss = tf.reduce_mean(terms["loss"]) + penalty
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
@@ -391,7 +411,7 @@ class GlowModel(keras.Model):
         if getattr(self, "gradient_clip_norm", None):
             gradients = _clip_global_gradient(gradients, self.gradient_clip_norm, self.optimizer)
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(terms, y)
+        return self._update_metrics(terms, y, penalty)
 
     def test_step(self, data):
         images, y = self._unpack(data)
