@@ -20,6 +20,11 @@ fix what broke here, then extend `COMPAT_CHECKED`.
     never_allocated              keras.src global_state
                                  "uninitialized_variables"
     is_registered_op             tensorflow.python op_def_registry
+
+Not here, on purpose: the protected hooks TFP documents for subclassing
+(`_forward`, `_inverse`, `_forward_log_det_jacobian`, `_parameter_properties`),
+and `tensorflow.core.framework.graph_pb2` (the GraphDef protobuf, whose
+format is stable; porting/frozen_graph.py).
 """
 
 from __future__ import annotations
