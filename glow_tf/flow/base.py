@@ -19,7 +19,8 @@ import threading
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
-from tensorflow_probability.python.internal import cache_util
+
+from glow_tf.compat import one_pass_bijector_cache
 
 tfb = tfp.bijectors
 
@@ -45,9 +46,7 @@ class GlowBijector(tfb.Bijector):
       name: name scope.
     """
 
-    _cache = cache_util.BijectorCacheWithGreedyAttrs(
-        forward_name="_forward_with_attrs", inverse_name="_inverse_with_attrs"
-    )
+    _cache = one_pass_bijector_cache("_forward_with_attrs", "_inverse_with_attrs")
 
     def __init__(
         self,

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from glow_tf import compat
 from glow_tf.data.dequantize import UniformDequantization
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
@@ -356,7 +357,7 @@ class FlowModel(keras.Model):
         self.loss_tracker.update_state(terms["loss"] + penalty)
         self.bits_tracker.update_state(terms["bits_x"])
         self.update_extra_metrics(terms, y)
-        return _per_replica_logs({m.name: m.result() for m in self.metrics})
+        return compat.multi_worker_reducible_logs({m.name: m.result() for m in self.metrics})
 
     def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
         """Keras `compile`, plus `gradient_clip_norm`: rescale each update's
@@ -386,17 +387,10 @@ class FlowModel(keras.Model):
             self.optimizer.build(self.trainable_variables)
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        # Keras builds models lazily from a peeked data batch, which under a
-        # strategy it first averages over replicas with strategy.reduce("MEAN").
-        # Under MultiWorkerMirroredStrategy that is a collective on the uint8
-        # images, which has no uint8 kernel (InvalidArgumentError). A FlowModel
-        # is built from its config in __init__, so unless compile() added
-        # losses or metrics that need building, only the optimizer is left.
-        if self._compile_metrics is not None or self._compile_loss is not None:
-            return super()._maybe_symbolic_build(iterator, data_batch)
-        if self.optimizer is not None and not self.optimizer.built:
-            with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
+        # private Keras hook: no lazy build from a peeked (uint8) batch
+        return compat.build_without_peeked_batch(
+            self, super()._maybe_symbolic_build, iterator, data_batch
+        )
 
     def train_step(self, data):
         images, y = self._unpack(data)
@@ -448,25 +442,6 @@ def _check_temperature(temperature) -> tf.Tensor:
         return temperature
     with tf.control_dependencies([tf.debugging.Assert(temperature >= 0, [message, temperature])]):
         return tf.identity(temperature)
-
-
-def _per_replica_logs(logs: dict) -> dict:
-    """The step's scalar logs in the shape Keras can reduce over replicas.
-
-    Keras (3.12 to 3.15 at least) averages the logs of `train_step` /
-    `test_step` over the replicas of a multi-worker MultiWorkerMirroredStrategy
-    with `strategy.reduce("MEAN", value, axis=0)`, which needs an axis 0 and
-    fails on the scalars every metric returns ("Invalid reduction dimension 0
-    for input with 0 dimensions", tensorflow/tensorflow#72388). There, each
-    value gets a leading axis of length 1, so that reduction averages the
-    replicas' values into the scalar Keras expects; elsewhere (one device,
-    MirroredStrategy, single-worker runs) the logs stay scalars.
-    """
-    strategy = tf.distribute.get_strategy()
-    in_multi_worker_mode = getattr(strategy.extended, "_in_multi_worker_mode", None)
-    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy) and in_multi_worker_mode():
-        return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-    return logs
 
 
 def _clip_global_gradient(gradients, clip_norm: float, optimizer):

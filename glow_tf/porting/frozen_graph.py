@@ -19,8 +19,8 @@ import numpy as np
 import tensorflow as tf
 from google.protobuf.message import DecodeError
 from tensorflow.core.framework import graph_pb2
-from tensorflow.python.framework import op_def_registry
 
+from glow_tf.compat import is_registered_op
 from glow_tf.porting.openai_names import PortingError
 from glow_tf.porting.openai_weights import OpenAIWeights
 
@@ -67,7 +67,7 @@ def _unknown_ops(graph_def: graph_pb2.GraphDef) -> list[str]:
     defined = {function.signature.name for function in graph_def.library.function}
     ops = {node.op for node in nodes}
     return sorted(
-        op for op in ops if op not in defined and op_def_registry.get(op) is None
+        op for op in ops if op not in defined and not is_registered_op(op)
     )
 
 

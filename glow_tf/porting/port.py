@@ -12,15 +12,12 @@ weights left unallocated, so full-size configs can be checked in seconds.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import os
 from collections.abc import Mapping
 from typing import Any
 
-import keras
-from keras.src.backend.common import global_state
-
+from glow_tf.compat import never_allocated
 from glow_tf.config import GlowConfig
 from glow_tf.models import GlowModel
 from glow_tf.porting.checkpoint import read_checkpoint
@@ -78,22 +75,10 @@ def _check_leftovers(slots: list[WeightSlot], names) -> None:
         )
 
 
-@contextlib.contextmanager
 def unallocated_model(config: GlowConfig):
-    """A GlowModel of `config` whose weights are never allocated (names, shapes, paths only).
-
-    Built in a `keras.StatelessScope` that defers variable initialisation;
-    on exit the deferred weights are dropped, so no later scope allocates them.
-    """
-    pending = list(
-        global_state.get_global_attribute("uninitialized_variables", None) or []
-    )
-    try:
-        with keras.StatelessScope(initialize_variables=False):
-            model = GlowModel(config)
-        yield model
-    finally:
-        global_state.set_global_attribute("uninitialized_variables", pending)
+    """A context manager giving a GlowModel of `config` whose weights are
+    never allocated (names, shapes, paths only); see `compat.never_allocated`."""
+    return never_allocated(lambda: GlowModel(config))
 
 
 def plan_port(shapes: Mapping[str, tuple], config: GlowConfig) -> list[tuple[str, str]]:

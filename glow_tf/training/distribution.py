@@ -20,7 +20,7 @@ import os
 
 import tensorflow as tf
 
-__all__ = ["STRATEGIES", "make_strategy", "is_chief", "worker_count"]
+__all__ = ["STRATEGIES", "make_strategy", "is_chief"]
 
 STRATEGIES = ("default", "mirrored", "multiworker", "tpu")
 
@@ -65,8 +65,3 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     if "chief" in config.get("cluster", {}):
         return task_type == "chief"
     return task_type == "worker" and task_index == 0
-
-
-def worker_count(strategy: tf.distribute.Strategy) -> int:
-    extended = strategy.extended
-    return int(getattr(extended, "_num_workers", 1) or 1)

@@ -7,6 +7,8 @@ import contextlib
 
 import keras
 
+from glow_tf.compat import moving_average_pairs
+
 __all__ = ["ema_weights", "has_ema", "EMAEvaluation"]
 
 
@@ -24,20 +26,14 @@ def ema_weights(model):
     """Within this context the model's trainable weights hold the optimizer's
     moving averages; on exit the training weights come back bit for bit.
     Does nothing for an optimizer without EMA (or one not yet built)."""
-    optimizer = _base_optimizer(model.optimizer) if has_ema(model) else None
-    averages = getattr(optimizer, "_model_variables_moving_average", None)
-    if not averages:
-        yield
-        return
-    variables = optimizer._trainable_variables
-    saved = [variable.numpy() for variable in variables]
-    for variable, average in zip(variables, averages, strict=True):
-        if average is not None:
-            variable.assign(average)
+    pairs = moving_average_pairs(_base_optimizer(model.optimizer)) if has_ema(model) else []
+    saved = [variable.numpy() for variable, _ in pairs]
+    for variable, average in pairs:
+        variable.assign(average)
     try:
         yield
     finally:
-        for variable, value in zip(variables, saved, strict=True):
+        for (variable, _), value in zip(pairs, saved, strict=True):
             variable.assign(value)
 
 
