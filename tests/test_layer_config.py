@@ -45,9 +45,8 @@ def _images(layer, x):
     return layer(x)
 
 
-def _level(layer, x):
-    y, log_det = layer.bijector().forward_and_log_det(x)
-    return y, log_det, layer.split(y)
+def _dequantization(layer, bins):
+    return layer(bins, noise=tf.fill(tf.shape(bins), 0.01))
 
 
 def _top_prior(layer, y):
@@ -106,16 +105,11 @@ CASES = {
         (None, 4, 4, 4),
         _normal(*EVENTS),
     ),
-    "LevelLayer": Case(
-        dict(
-            num_steps=2,
-            split=True,
-            step_config=dict(coupling="additive", permutation="shuffle", hidden_channels=6),
-            seed=3,
-        ),
-        (None, 4, 4, 4),
-        _normal(*EVENTS),
-        _level,
+    "UniformDequantization": Case(
+        dict(num_bits=5),
+        (None, 4, 4, 1),
+        lambda: tf.constant(np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1)),
+        _dequantization,
     ),
     "ConvActNorm": Case(
         dict(filters=6, kernel_size=1, seed=3), (None, 4, 4, 2), _normal(2, 4, 4, 2)
