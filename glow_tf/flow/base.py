@@ -13,13 +13,12 @@ fresh bijector from them on every call; TFP only ever sees tensors.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 from tensorflow_probability.python.internal import cache_util
+
+from glow_tf.scoped_flag import ScopedFlag
 
 tfb = tfp.bijectors
 
@@ -177,31 +176,6 @@ class FlowLayer(keras.layers.Layer):
         if inverse:
             return bijector.inverse_and_log_det(inputs)
         return bijector.forward_and_log_det(inputs)
-
-
-class ScopedFlag:
-    """A thread-local switch that is on only inside `with flag.enabled():`.
-
-    How a caller asks layers for a different way of building their bijectors
-    (data-dependent init, precomputed inverses for export) without threading
-    an argument through every container.
-    """
-
-    def __init__(self):
-        self._state = threading.local()
-
-    @property
-    def active(self) -> bool:
-        return getattr(self._state, "active", False)
-
-    @contextlib.contextmanager
-    def enabled(self):
-        previous = self.active
-        self._state.active = True
-        try:
-            yield
-        finally:
-            self._state.active = previous
 
 
 def batch_size(x: tf.Tensor) -> tf.Tensor:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import keras
+import tensorflow as tf
 
-from glow_tf.flow.act_norm import ActNormLayer
-from glow_tf.flow.base import FlowLayer
+from glow_tf.flow.act_norm import ActNormLayer, data_dependent_init_active
+from glow_tf.flow.base import FlowLayer, GlowBijector
 from glow_tf.flow.conv1x1 import Conv1x1Layer, Conv1x1LULayer
 from glow_tf.flow.coupling import CouplingLayer
 from glow_tf.flow.permutation import ReverseLayer, ShuffleLayer
@@ -88,8 +89,37 @@ class FlowStepLayer(FlowLayer):
     def layers(self):
         return [self.act_norm, self.permutation, self.coupling]
 
-    def bijector(self) -> FlowSequence:
+    def bijector(self) -> GlowBijector:
+        if data_dependent_init_active():
+            return _CallsLayer(self)
         return FlowSequence([layer.bijector() for layer in self.layers], name="flow_step")
+
+    def call(self, inputs, inverse: bool = False):
+        layers = reversed(self.layers) if inverse else self.layers
+        total = tf.zeros(tf.shape(inputs)[:1], inputs.dtype)
+        for layer in layers:
+            inputs, log_det = layer(inputs, inverse=inverse)
+            total += log_det
+        return inputs, total
 
     def get_config(self):
         return {**super().get_config(), **self.config_}
+
+
+class _CallsLayer(GlowBijector):
+    """Bridge for data-dependent init while the containers still build
+    bijectors up front: a bijector that runs `layer`'s call, so that each
+    ActNormLayer inside sees its input (`ActNormLayer.call` initialises it).
+    Only `FlowStepLayer.bijector()` inside `data_dependent_init()` builds one.
+    """
+
+    def __init__(self, layer: FlowLayer, validate_args=False, name="calls_layer"):
+        parameters = dict(locals())
+        self.layer = layer
+        super().__init__(validate_args=validate_args, parameters=parameters, name=name)
+
+    def _forward_and_log_det(self, x):
+        return self.layer(x)
+
+    def _inverse_and_log_det(self, y):
+        return self.layer(y, inverse=True)

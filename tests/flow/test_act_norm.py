@@ -31,7 +31,7 @@ def test_init_is_deterministic_and_never_implicit():
         first(x)
         second(x)
     np.testing.assert_array_equal(first.bias, second.bias)
-    np.testing.assert_array_equal(first.log_scale, second.log_scale)
+    np.testing.assert_array_equal(first.logs, second.logs)
 
 
 def test_init_refuses_graph_mode():
