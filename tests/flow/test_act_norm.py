@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from glow_tf.flow import ActNormLayer, data_dependent_init
+from glow_tf.nn import ActNormalization
 
 
 def test_init_gives_zero_mean_unit_variance():
@@ -34,8 +35,9 @@ def test_init_is_deterministic_and_never_implicit():
     np.testing.assert_array_equal(first.logs, second.logs)
 
 
-def test_init_refuses_graph_mode():
-    layer = ActNormLayer()
+@pytest.mark.parametrize("layer_class", [ActNormLayer, ActNormalization])
+def test_init_refuses_graph_mode(layer_class):
+    layer = layer_class()
     layer.build((None, 2, 2, 4))
 
     @tf.function
