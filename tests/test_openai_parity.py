@@ -125,7 +125,7 @@ def test_data_dependent_init_matches_official(reference):
             norms = [step.act_norm, step.coupling.network.conv_in.norm, step.coupling.network.conv_hidden.norm]
             for norm in norms:
                 norm.bias.assign(np.zeros(norm.bias.shape))
-                norm.log_scale.assign(np.zeros(norm.log_scale.shape))
+                norm.logs.assign(np.zeros(norm.logs.shape))
     model.initialize(
         reference.npy("x_init.npy"),
         reference.labels("y_init.npy"),

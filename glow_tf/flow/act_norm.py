@@ -5,26 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from glow_tf.flow.base import FlowLayer, GlowBijector, ScopedFlag, constant_log_det
+from glow_tf.flow.base import FlowLayer, GlowBijector, constant_log_det
+from glow_tf.nn.act_norm import initialize_act_norm
+from glow_tf.nn.init_mode import data_dependent_init, data_dependent_init_active
+from glow_tf.nn.log_scale import StoredAsLogs
 
 __all__ = ["ActNorm", "ActNormLayer", "data_dependent_init", "data_dependent_init_active"]
-
-_DATA_DEPENDENT_INIT = ScopedFlag()
-
-
-def data_dependent_init():
-    """Within this context, every `ActNormLayer` called eagerly sets its
-    weights from the statistics of its input before transforming it.
-
-    `GlowModel.initialize(batch)` is the public way in; it runs one eager
-    forward pass inside this context, so each layer is initialised on the
-    activations produced by the already initialised layers below it.
-    """
-    return _DATA_DEPENDENT_INIT.enabled()
-
-
-def data_dependent_init_active() -> bool:
-    return _DATA_DEPENDENT_INIT.active
 
 
 class ActNorm(GlowBijector):
@@ -44,13 +30,7 @@ class ActNorm(GlowBijector):
       Kingma & Dhariwal (2018), Glow, https://arxiv.org/abs/1807.03039
     """
 
-    def __init__(
-        self,
-        bias,
-        log_scale,
-        validate_args: bool = False,
-        name: str = "act_norm",
-    ):
+    def __init__(self, bias, log_scale, validate_args: bool = False, name: str = "act_norm"):
         parameters = dict(locals())
         self.bias = tf.convert_to_tensor(bias)
         self.log_scale = tf.convert_to_tensor(log_scale, dtype=self.bias.dtype)
@@ -65,9 +45,7 @@ class ActNorm(GlowBijector):
     def _check_channels(self, x):
         channels = self.bias.shape[-1]
         if x.shape[-1] is not None and channels is not None and x.shape[-1] != channels:
-            raise ValueError(
-                f"{self.name}: expected {channels} channels, got shape {x.shape}"
-            )
+            raise ValueError(f"{self.name}: expected {channels} channels, got shape {x.shape}")
 
     def _log_det(self, x):
         pixels = x.shape[1] * x.shape[2]
@@ -83,26 +61,22 @@ class ActNorm(GlowBijector):
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
-class ActNormLayer(FlowLayer):
-    """Owns ActNorm's `bias` and `log_scale` [C]; initialised from data.
+class ActNormLayer(StoredAsLogs, FlowLayer):
+    """Owns ActNorm's `bias` and `logs` [C] (log_scale = 3 * logs, OpenAI's
+    `actnorm_center/b` and `actnorm_scale/logs`); initialised from data.
 
-    Inside `data_dependent_init()` every eager forward call first sets
+    Inside `data_dependent_init()` an eager forward call first sets
 
-        bias = -mean(x),  log_scale = -log(std(x + bias) + 1e-6)
+        bias = -mean(x),  logs = log(1 / (std(x + bias) + 1e-6)) / 3
 
     per channel over batch and space (OpenAI's init: zero mean and unit
     variance on that batch), then transforms with the new values.
-
-    Also usable as a plain normalisation layer (`normalize(x)`), as in the
-    coupling networks.
     """
 
     def build(self, input_shape):
         channels = input_shape[-1]
         self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
-        self.log_scale = self.add_weight(
-            shape=(channels,), initializer="zeros", name="log_scale"
-        )
+        self.add_logs_weight(channels)
 
     def bijector(self, training: bool = False) -> ActNorm:
         return ActNorm(
@@ -113,23 +87,6 @@ class ActNormLayer(FlowLayer):
         return data_dependent_init_active()
 
     def call(self, inputs, inverse: bool = False, training=None):
-        if data_dependent_init_active() and not inverse:
-            self.initialize_from(inputs)
+        if not inverse and data_dependent_init_active():
+            initialize_act_norm(self, inputs)
         return super().call(inputs, inverse=inverse, training=training)
-
-    def normalize(self, inputs):
-        """`(x + bias) * exp(log_scale)` without the log-det."""
-        return self(inputs)[0]
-
-    def initialize_from(self, inputs):
-        """Sets bias and log_scale from `inputs`."""
-        if not tf.executing_eagerly():
-            raise RuntimeError(
-                "data-dependent init must run eagerly (GlowModel.initialize does this)"
-            )
-        inputs = tf.cast(inputs, self.variable_dtype)
-        axes = list(range(inputs.shape.rank - 1))
-        mean = tf.reduce_mean(inputs, axes)
-        std = tf.sqrt(tf.reduce_mean(tf.square(inputs - mean), axes))
-        self.bias.assign(-mean)
-        self.log_scale.assign(-tf.math.log(std + 1e-6))

@@ -13,14 +13,12 @@ fresh bijector from them on every call; TFP only ever sees tensors.
 
 from __future__ import annotations
 
-import contextlib
-import threading
-
 import keras
 import tensorflow as tf
 import tensorflow_probability as tfp
 
 from glow_tf.compat import one_pass_bijector_cache
+from glow_tf.scoped_flag import ScopedFlag
 
 tfb = tfp.bijectors
 
@@ -217,31 +215,6 @@ def member_bijector(layer: FlowLayer, training: bool = False) -> GlowBijector:
     if layer.call_has_side_effects(training):
         return LayerCall(layer, training)
     return layer.bijector(training=training)
-
-
-class ScopedFlag:
-    """A thread-local switch that is on only inside `with flag.enabled():`.
-
-    How a caller asks layers for a different way of building their bijectors
-    (data-dependent init, precomputed inverses for export) without threading
-    an argument through every container.
-    """
-
-    def __init__(self):
-        self._state = threading.local()
-
-    @property
-    def active(self) -> bool:
-        return getattr(self._state, "active", False)
-
-    @contextlib.contextmanager
-    def enabled(self):
-        previous = self.active
-        self._state.active = True
-        try:
-            yield
-        finally:
-            self._state.active = previous
 
 
 def batch_size(x: tf.Tensor) -> tf.Tensor:

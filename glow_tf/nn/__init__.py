@@ -1,7 +1,15 @@
-"""Networks inside the flow: edge-bias padding, zero-initialised convs, the coupling network."""
+"""Networks inside the flow: edge-bias padding, ActNorm, zero-init convs, coupling network."""
 
+from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.nn.conv import ConvActNorm, LinearZeros, ZeroConv2D
 from glow_tf.nn.coupling_network import CouplingNetwork
 from glow_tf.nn.edge_padding import edge_bias_pad
 
-__all__ = ["ConvActNorm", "CouplingNetwork", "LinearZeros", "ZeroConv2D", "edge_bias_pad"]
+__all__ = [
+    "ActNormalization",
+    "ConvActNorm",
+    "CouplingNetwork",
+    "LinearZeros",
+    "ZeroConv2D",
+    "edge_bias_pad",
+]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from glow_tf.flow.act_norm import ActNormLayer
+from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.nn.edge_padding import edge_bias_pad
+from glow_tf.nn.log_scale import StoredAsLogs
 
 __all__ = ["ConvActNorm", "ZeroConv2D", "LinearZeros"]
 
@@ -37,7 +38,7 @@ class ConvActNorm(keras.layers.Layer):
         self.filters = filters
         self.kernel_size = kernel_size
         self.seed = seed
-        self.norm = ActNormLayer(dtype=self.dtype_policy, name="act_norm")
+        self.norm = ActNormalization(dtype=self.dtype_policy, name="act_norm")
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
@@ -49,7 +50,7 @@ class ConvActNorm(keras.layers.Layer):
 
     def call(self, inputs):
         kernel = tf.cast(self.kernel, self.compute_dtype)
-        return self.norm.normalize(_edge_conv(inputs, kernel, self.kernel_size))
+        return self.norm(_edge_conv(inputs, kernel, self.kernel_size))
 
     def get_config(self):
         return {
@@ -61,14 +62,15 @@ class ConvActNorm(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
-class ZeroConv2D(keras.layers.Layer):
+class ZeroConv2D(StoredAsLogs, keras.layers.Layer):
     """Zero-initialised edge-bias convolution with bias and output scale:
 
         y = (conv(edge_bias_pad(x), kernel) + bias) * exp(log_scale)
+        log_scale = 3 * logs
 
     All of `kernel` [k, k, C_in + 1, filters], `bias` [filters] and
-    `log_scale` [filters] start at zero, so the layer starts as the zero map.
-    (OpenAI's `conv2d_zeros` stores `logs = log_scale / 3`.)
+    `logs` [filters] start at zero, so the layer starts as the zero map.
+    The weights are OpenAI's `conv2d_zeros` variables W, b, logs.
     """
 
     def __init__(self, filters: int, kernel_size: int = 3, **kwargs):
@@ -83,9 +85,7 @@ class ZeroConv2D(keras.layers.Layer):
             name="kernel",
         )
         self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
-        self.log_scale = self.add_weight(
-            shape=(self.filters,), initializer="zeros", name="log_scale"
-        )
+        self.add_logs_weight(self.filters)
 
     def call(self, inputs):
         kernel, bias, log_scale = (
@@ -98,12 +98,13 @@ class ZeroConv2D(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
-class LinearZeros(keras.layers.Layer):
+class LinearZeros(StoredAsLogs, keras.layers.Layer):
     """Zero-initialised dense layer with output scale:
 
         y = (x @ kernel + bias) * exp(log_scale)
+        log_scale = 3 * logs
 
-    (OpenAI's `linear_zeros`, which stores `logs = log_scale / 3`.)
+    All weights start at zero; they are OpenAI's `linear_zeros` W, b, logs.
     """
 
     def __init__(self, units: int, **kwargs):
@@ -115,9 +116,7 @@ class LinearZeros(keras.layers.Layer):
             shape=(int(input_shape[-1]), self.units), initializer="zeros", name="kernel"
         )
         self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
-        self.log_scale = self.add_weight(
-            shape=(self.units,), initializer="zeros", name="log_scale"
-        )
+        self.add_logs_weight(self.units)
 
     def call(self, inputs):
         kernel, bias, log_scale = (

@@ -6,22 +6,24 @@ variables by scope. For a model with levels i, steps j:
 | OpenAI variable                              | GlowModel weight                                   | conversion         |
 |----------------------------------------------|----------------------------------------------------|--------------------|
 | model/i/j/actnorm_center/b       [1,1,1,C]   | levels[i].steps[j].act_norm.bias       [C]         | reshape            |
-| model/i/j/actnorm_scale/logs     [1,1,1,C]   | levels[i].steps[j].act_norm.log_scale  [C]         | 3 * logs, reshape  |
+| model/i/j/actnorm_scale/logs     [1,1,1,C]   | levels[i].steps[j].act_norm.logs       [C]         | reshape            |
 | model/i/j/invconv/W              [C,C]       | ...permutation.kernel (dense form)                 | as is (z @ W)      |
 | model/i/j/invconv/{P,L,U,sign_S,log_S}       | ...permutation.{permutation,lower,upper,sign_s,log_s} | as is           |
 | model/i/j/shuffle/indices(_inverse) [C]      | ...permutation.indices                             | inverse checked    |
 | model/i/j/f1/l_1/W               [3,3,C/2+1,W]| ...coupling.network.conv_in.kernel                | as is (edge bias)  |
-| model/i/j/f1/l_1/actnorm_*                   | ...coupling.network.conv_in.norm.{bias,log_scale}  | as actnorm         |
+| model/i/j/f1/l_1/actnorm_*                   | ...coupling.network.conv_in.norm.{bias,logs}       | as actnorm         |
 | model/i/j/f1/l_2/W               [1,1,W,W]   | ...coupling.network.conv_hidden.kernel             | as is              |
 | model/i/j/f1/l_2/actnorm_*                   | ...coupling.network.conv_hidden.norm.*             | as actnorm         |
-| model/i/j/f1/l_last/{W,b,logs}               | ...coupling.network.conv_out.{kernel,bias,log_scale} | 3 * logs         |
-| model/pool{i}/conv/{W,b,logs}                | levels[i].split.prior_network.*                    | 3 * logs           |
-| model/prior/p/{W,b,logs}                     | top_prior.learned.*                                | 3 * logs           |
-| model/prior/y_emb/{W,b,logs}                 | top_prior.class_embedding.*                        | 3 * logs           |
-| model/classifier/{W,b,logs}                  | classifier.*                                       | 3 * logs           |
+| model/i/j/f1/l_last/{W,b,logs}               | ...coupling.network.conv_out.{kernel,bias,logs}    | reshape            |
+| model/pool{i}/conv/{W,b,logs}                | levels[i].split.prior_network.*                    | reshape            |
+| model/prior/p/{W,b,logs}                     | top_prior.learned.*                                | reshape            |
+| model/prior/y_emb/{W,b,logs}                 | top_prior.class_embedding.*                        | reshape            |
+| model/classifier/{W,b,logs}                  | classifier.*                                       | reshape            |
 
-Every stored `logs` is multiplied by 3 (OpenAI's logscale_factor) in float32,
-which is bit-identical to the official forward pass's `logs * 3`.
+Every `logs` is loaded as is: the model stores log-scales as OpenAI does
+(`logs`, with log_scale = LOGSCALE_FACTOR * logs = 3 * logs, see
+`glow_tf.nn.log_scale`), so a ported checkpoint keeps its optimizer
+geometry and the forward pass computes the official `logs * 3`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from glow_tf.nn.log_scale import LOGSCALE_FACTOR
 
 __all__ = [
     "LOGSCALE_FACTOR",
@@ -41,9 +45,6 @@ __all__ = [
     "export_openai_weights",
     "PortingError",
 ]
-
-LOGSCALE_FACTOR = np.float32(3.0)
-
 
 class PortingError(ValueError):
     """A set of OpenAI weights that cannot be mapped onto the model as asked."""
@@ -83,14 +84,6 @@ def _flat(value):
     return np.asarray(value).reshape(-1)
 
 
-def _log_scale(value):
-    return (np.asarray(value, np.float32) * LOGSCALE_FACTOR).reshape(-1)
-
-
-def _logs_back(shape):
-    return lambda value: (np.asarray(value, np.float32) / LOGSCALE_FACTOR).reshape(shape)
-
-
 def _reshape(shape):
     return lambda value: np.asarray(value).reshape(shape)
 
@@ -100,9 +93,7 @@ def _actnorm_slots(prefix, layer):
     shape = (1, 1, 1, channels)
     return [
         WeightSlot(f"{prefix}actnorm_center/b", layer.bias, shape, _flat, _reshape(shape)),
-        WeightSlot(
-            f"{prefix}actnorm_scale/logs", layer.log_scale, shape, _log_scale, _logs_back(shape)
-        ),
+        WeightSlot(f"{prefix}actnorm_scale/logs", layer.logs, shape, _flat, _reshape(shape)),
     ]
 
 
@@ -112,9 +103,7 @@ def _scaled_linear_slots(prefix, layer, bias_shape):
     return [
         WeightSlot(f"{prefix}/W", layer.kernel, tuple(layer.kernel.shape), _as_is, _as_is),
         WeightSlot(f"{prefix}/b", layer.bias, bias_shape, _flat, _reshape(bias_shape)),
-        WeightSlot(
-            f"{prefix}/logs", layer.log_scale, (1, units), _log_scale, _logs_back((1, units))
-        ),
+        WeightSlot(f"{prefix}/logs", layer.logs, (1, units), _flat, _reshape((1, units))),
     ]
 
 

@@ -13,7 +13,7 @@ from glow_tf.training.checkpoint import Checkpoint, CheckpointStore
 from glow_tf.training.distribution import STRATEGIES, is_chief, make_strategy
 from glow_tf.training.ema import EMAEvaluation, ema_weights, has_ema
 from glow_tf.training.errors import TrainingStopped
-from glow_tf.training.optimizers import OPTIMIZERS, make_optimizer
+from glow_tf.training.optimizers import OPTIMIZERS, OpenAIAdamax, make_optimizer
 from glow_tf.training.schedules import LinearWarmup
 
 __all__ = [
@@ -26,6 +26,7 @@ __all__ = [
     "LinearWarmup",
     "NonFiniteGuard",
     "OPTIMIZERS",
+    "OpenAIAdamax",
     "RunCheckpoint",
     "STRATEGIES",
     "TrainingStopped",

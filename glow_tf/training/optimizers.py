@@ -1,4 +1,4 @@
-"""Optimizers of the training recipes: Adamax (OpenAI's default) or Adam,
+"""Optimizers of the training recipes: OpenAI's Adamax, Keras' Adamax or Adam,
 linear warm-up, optional Polyak / EMA weights, loss scaling for float16."""
 
 from __future__ import annotations
@@ -6,12 +6,110 @@ from __future__ import annotations
 import math
 
 import keras
+from keras import ops
 
 from glow_tf.training.schedules import LinearWarmup
 
-__all__ = ["make_optimizer", "initial_loss_scale", "OPTIMIZERS"]
+__all__ = ["make_optimizer", "initial_loss_scale", "OpenAIAdamax", "OPTIMIZERS"]
+
+
+@keras.saving.register_keras_serializable(package="glow_tf")
+class OpenAIAdamax(keras.optimizers.Optimizer):
+    """Adamax as the official Glow code implements it (openai/glow `optim.py`,
+    `adamax`). For each weight w with gradient g, at update t = 1, 2, ...:
+
+        m1 = beta_1 * m1 + (1 - beta_1) * g
+        m2 = max(beta_2 * m2, |g|)
+        alpha_t = learning_rate * sqrt(1 - beta_2^t) / (1 - beta_1^t)
+        w = decay_factor * w - alpha_t * m1 / (m2 + epsilon)
+
+    with m1 = m2 = 0 before the first update. Unlike Keras' `Adamax`
+    (Kingma & Ba 2014, section 7.1: step learning_rate / (1 - beta_1^t) *
+    m1 / (m2 + epsilon)), the step carries Adam's sqrt(1 - beta_2^t) factor:
+    the first updates are about sqrt(1 - beta_2) times the learning rate
+    (0.03x for beta_2 = 0.999), growing to the full rate as t >> 1 / (1 - beta_2).
+    OpenAI sets beta_2 = 1 - 1 / (train_its * polyak_epochs), the same decay
+    as its Polyak averaging.
+
+    The official code reads its counter t (starting at 1) in the same graph
+    step that increments it, without ordering the two; t = 1 at the first
+    update is what it computes when the read comes first, and what this
+    optimizer uses (t = iterations + 1).
+
+    Args:
+      learning_rate: alpha (float or schedule; OpenAI's warm-up is a schedule).
+      beta_1: OpenAI's `--beta1`.
+      beta_2: decay of the infinity norm.
+      epsilon: OpenAI's 1e-8.
+      decay_factor: OpenAI's `--weight_decay`, a multiplicative factor on the
+        weight at each update (1.0: none). Not Keras' `weight_decay`
+        (decoupled decay scaled by the learning rate), which also works.
+      **kwargs: Keras optimizer options (`use_ema`, `clipnorm`, `name`, ...).
+
+    References:
+      Kingma & Ba (2014), Adam, https://arxiv.org/abs/1412.6980
+      openai/glow, optim.py, https://github.com/openai/glow
+    """
+
+    def __init__(
+        self,
+        learning_rate=0.001,
+        beta_1: float = 0.9,
+        beta_2: float = 0.999,
+        epsilon: float = 1e-8,
+        decay_factor: float = 1.0,
+        **kwargs,
+    ):
+        super().__init__(learning_rate=learning_rate, **kwargs)
+        if not 0.0 <= beta_1 < 1.0 or not 0.0 <= beta_2 < 1.0:
+            raise ValueError(f"beta_1 and beta_2 must lie in [0, 1), got {beta_1}, {beta_2}")
+        if not 0.0 < decay_factor <= 1.0:
+            raise ValueError(f"decay_factor must lie in (0, 1], got {decay_factor}")
+        self.beta_1 = beta_1
+        self.beta_2 = beta_2
+        self.epsilon = epsilon
+        self.decay_factor = decay_factor
+
+    def build(self, var_list):
+        if self.built:
+            return
+        super().build(var_list)
+        self._m1, self._m2 = self.add_optimizer_variables(var_list, ["m1", "m2"])
+
+    def update_step(self, gradient, variable, learning_rate):
+        dtype = variable.dtype
+        gradient = ops.cast(gradient, dtype)
+        t = ops.cast(self.iterations + 1, dtype)
+        beta_1 = ops.cast(self.beta_1, dtype)
+        beta_2 = ops.cast(self.beta_2, dtype)
+        alpha_t = (
+            ops.cast(learning_rate, dtype)
+            * ops.sqrt(1.0 - ops.power(beta_2, t))
+            / (1.0 - ops.power(beta_1, t))
+        )
+        index = self._get_variable_index(variable)
+        m1 = beta_1 * self._m1[index] + (1.0 - beta_1) * gradient
+        m2 = ops.maximum(beta_2 * self._m2[index], ops.abs(gradient))
+        self.assign(self._m1[index], m1)
+        self.assign(self._m2[index], m2)
+        step = alpha_t * m1 / (m2 + self.epsilon)
+        if self.decay_factor == 1.0:
+            self.assign_sub(variable, step)
+        else:
+            self.assign(variable, self.decay_factor * variable - step)
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "beta_1": self.beta_1,
+            "beta_2": self.beta_2,
+            "epsilon": self.epsilon,
+            "decay_factor": self.decay_factor,
+        }
+
 
 OPTIMIZERS = {
+    "openai_adamax": OpenAIAdamax,
     "adamax": keras.optimizers.Adamax,
     "adam": keras.optimizers.Adam,
     "sgd": keras.optimizers.SGD,
@@ -30,7 +128,8 @@ def make_optimizer(
     """A Keras optimizer for `GlowModel.compile`.
 
     Args:
-      name: "adamax", "adam" or "sgd" (with momentum beta_1).
+      name: "openai_adamax" (the official code's Adamax, see `OpenAIAdamax`),
+        "adamax" (Keras'), "adam" or "sgd" (with momentum beta_1).
       learning_rate: the rate after warm-up.
       warmup_steps: updates of linear warm-up from learning_rate / warmup_steps.
       beta_1, beta_2: the moment decays (SGD: momentum = beta_1).

@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 
 from glow_tf.flow import ActNormLayer, data_dependent_init
+from glow_tf.nn import ActNormalization
 
 
 def test_init_gives_zero_mean_unit_variance():
@@ -31,11 +32,12 @@ def test_init_is_deterministic_and_never_implicit():
         first(x)
         second(x)
     np.testing.assert_array_equal(first.bias, second.bias)
-    np.testing.assert_array_equal(first.log_scale, second.log_scale)
+    np.testing.assert_array_equal(first.logs, second.logs)
 
 
-def test_init_refuses_graph_mode():
-    layer = ActNormLayer()
+@pytest.mark.parametrize("layer_class", [ActNormLayer, ActNormalization])
+def test_init_refuses_graph_mode(layer_class):
+    layer = layer_class()
     layer.build((None, 2, 2, 4))
 
     @tf.function
@@ -52,3 +54,18 @@ def test_wrong_channel_count_is_a_clear_error():
     layer.build((None, 2, 2, 4))
     with pytest.raises(ValueError, match="expected 4 channels"):
         layer(tf.zeros([1, 2, 2, 3]))
+
+
+def test_bijector_is_pure_and_inverse_calls_do_not_initialise():
+    layer = ActNormLayer()
+    layer.build((None, 2, 2, 4))
+    x = tf.constant(np.random.default_rng(2).normal(3.0, 2.0, (8, 2, 2, 4)), tf.float32)
+    with data_dependent_init():
+        bijector = layer.bijector()
+        np.testing.assert_array_equal(bijector.forward(x), x)  # built before init: zeros
+        np.testing.assert_array_equal(layer(x, inverse=True)[0], x)
+        assert not np.any(layer.logs.numpy())
+        y, log_det = layer(x)
+    assert np.any(layer.logs.numpy())
+    np.testing.assert_allclose(log_det, 4 * np.sum(3.0 * layer.logs.numpy()), rtol=1e-6)
+    np.testing.assert_allclose(layer(y, inverse=True)[0], x, atol=1e-5)

@@ -67,7 +67,7 @@ def test_nan_weights_stop_fit_before_the_checkpoint_is_overwritten(tmp_path):
     good = store.latest()
     with open(good.model_path, "rb") as file:
         good_bytes = file.read()
-    kernel = model.levels[0].steps[0].act_norm.log_scale
+    kernel = model.levels[0].steps[0].act_norm.logs
     kernel.assign(np.full(kernel.shape, np.nan, np.float32))
     with pytest.raises(TrainingStopped, match=r"loss became nan at epoch 2, step 5"):
         model.fit(_data(), epochs=2, initial_epoch=1, verbose=0, callbacks=callbacks)
