@@ -94,25 +94,27 @@ def test_invertibility_guard_catches_a_singular_flow(tmp_path):
 
 
 class _OverflowAt(keras.callbacks.Callback):
-    """Makes the float16 coupling network overflow during the given batches: its
-    float32 kernel is set to 1e5 (inf once cast to float16, so the loss is NaN),
-    then restored, as a transient overflow would be."""
+    """Makes the float16 coupling network overflow during the given steps (counted
+    over the whole fit): its float32 kernel is set to 1e5 (inf once cast to
+    float16, so the loss is NaN), then restored, as a transient overflow would be."""
 
-    def __init__(self, batches):
+    def __init__(self, steps):
         super().__init__()
-        self.batches = batches
+        self.steps = steps
+        self._step = -1
         self._saved = None
 
     def _kernel(self):
         return self.model.levels[0].steps[0].coupling.network.conv_in.kernel
 
     def on_train_batch_begin(self, batch, logs=None):
-        if batch in self.batches:
+        self._step += 1
+        if self._step in self.steps:
             self._saved = self._kernel().numpy()
             self._kernel().assign(np.full(self._saved.shape, 1e5, np.float32))
 
     def on_train_batch_end(self, batch, logs=None):
-        if batch in self.batches:
+        if self._step in self.steps:
             self._kernel().assign(self._saved)
 
 
