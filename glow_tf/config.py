@@ -26,11 +26,25 @@ import json
 import numbers
 from typing import Any
 
-__all__ = ["GlowConfig", "COUPLINGS", "PERMUTATIONS"]
+__all__ = ["GlowConfig", "COUPLINGS", "PERMUTATIONS", "LIMITS"]
 
 COUPLINGS = ("additive", "affine")
 PERMUTATIONS = ("reverse", "shuffle", "conv1x1")
 NETWORK_DTYPES = ("float32", "bfloat16", "float16")
+
+# Upper bounds, checked on construction before any weight exists, so that a crafted
+# config (e.g. in a `.keras` file) cannot ask for an enormous allocation at load.
+# Each is far above OpenAI's largest run, CelebA-HQ 256x256x3 with L = 6, K = 32,
+# width 512: 175M weights (ImageNet 64x64: L = 4, K = 48).
+LIMITS = {
+    "image_side": 4096,  # H and W
+    "channels": 4,  # uint8 grayscale, RGB or RGBA images
+    "num_levels": 10,
+    "num_steps": 256,
+    "hidden_channels": 8192,
+    "num_classes": 100_000,
+    "num_weights": 1_000_000_000,  # 4 GB of float32, 5.7x CelebA-HQ's
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -90,6 +104,7 @@ class GlowConfig:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 raise ValueError(f"{name} must be a positive int, got {value!r}")
+        self._check_limits()
         height, width, _ = self.image_shape
         factor = 2**self.num_levels
         if height % factor or width % factor:
@@ -124,6 +139,32 @@ class GlowConfig:
                 f"{NETWORK_DTYPES}"
             )
 
+    def _check_limits(self):
+        height, width, channels = self.image_shape
+        limited = {
+            "image height": (height, "image_side"),
+            "image width": (width, "image_side"),
+            "image channels": (channels, "channels"),
+            "num_levels": (self.num_levels, "num_levels"),
+            "num_steps": (self.num_steps, "num_steps"),
+            "hidden_channels": (self.hidden_channels, "hidden_channels"),
+        }
+        if _is_int(self.num_classes):
+            limited["num_classes"] = (self.num_classes, "num_classes")
+        for name, (value, limit) in limited.items():
+            if value > LIMITS[limit]:
+                raise ValueError(
+                    f"{name} = {value} is above the limit of {LIMITS[limit]} (glow_tf.config."
+                    "LIMITS); the config is corrupt or not meant for this package"
+                )
+        weights = estimated_num_weights(self)
+        if weights > LIMITS["num_weights"]:
+            raise ValueError(
+                f"this config would have about {weights:.3g} weights, above the limit of "
+                f"{LIMITS['num_weights']:.3g} (glow_tf.config.LIMITS); the config is corrupt "
+                "or not meant for this package"
+            )
+
     @property
     def num_bins(self) -> int:
         return 2**self.num_bits
@@ -156,6 +197,33 @@ class GlowConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
+def estimated_num_weights(config: GlowConfig) -> int:
+    """About how many weights a GlowModel of `config` has (within a few percent).
+
+    Per step on c channels with hidden width w: ActNorm 2c, the 1x1 conv c^2
+    (3 c^2 stored when LU-decomposed), the coupling network 3x3 (c/2 + 1) -> w,
+    1x1 w -> w and a zero-initialised 3x3 (w + 1) -> c (c/2 if additive); per split a
+    3x3 c/2 -> c prior; the top prior, class embedding and classifier.
+    """
+    total = 0
+    channels = config.image_shape[2] * 4
+    for level in range(config.num_levels):
+        if level:
+            channels *= 2
+        out = channels if config.coupling == "affine" else channels // 2
+        width = config.hidden_channels
+        network = 9 * (channels // 2 + 1) * width + width * width + 9 * (width + 1) * out
+        network += 4 * width
+        invconv = channels * channels * (3 if config.lu_decomposed else 1)
+        total += config.num_steps * (2 * channels + invconv + network + 2 * out)
+        if level < config.num_levels - 1:
+            total += 9 * (channels // 2) * channels + 2 * channels
+    total += 9 * 2 * channels * 2 * channels + 4 * channels
+    classes = config.num_classes if _is_int(config.num_classes) else 0
+    total += classes * 2 * channels + channels * classes
+    return total
 
 
 def _is_int(value: Any) -> bool:

@@ -1,10 +1,15 @@
 """GlowConfig: validation with clear messages, the latent shapes it gives, round trip."""
 
 import dataclasses
+import math
+import pathlib
 
 import pytest
 
 from glow_tf import GlowConfig, GlowModel
+from glow_tf.config import LIMITS, estimated_num_weights
+
+REFERENCE_DIR = pathlib.Path(__file__).parent / "fixtures" / "openai_reference"
 
 
 def test_shapes_follow_openai_multiscale_layout():
@@ -51,3 +56,55 @@ def test_frozen():
     config = GlowConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.num_levels = 2
+
+
+# ------------------------------------------------------------- upper bounds
+
+OPENAI_RUNS = {
+    "cifar10": dict(image_shape=(32, 32, 3), num_levels=3, num_steps=32),
+    "imagenet64": dict(image_shape=(64, 64, 3), num_levels=4, num_steps=48),
+    "lsun64": dict(image_shape=(64, 64, 3), num_levels=3, num_steps=48),
+    "celeba_hq_256": dict(
+        image_shape=(256, 256, 3), num_levels=6, num_steps=32, coupling="additive", num_bits=5
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPENAI_RUNS))
+def test_every_openai_run_is_well_within_the_limits(name):
+    config = GlowConfig(hidden_channels=512, num_classes=1000, **OPENAI_RUNS[name])
+    assert estimated_num_weights(config) * 5 < LIMITS["num_weights"]
+    assert config.num_steps * 5 <= LIMITS["num_steps"] and 512 * 16 == LIMITS["hidden_channels"]
+
+
+def test_weight_estimate_matches_the_official_celeba_hq_model():
+    listing = REFERENCE_DIR / "varnames_celebahq_L6_K32_W512_full.txt"
+    official = 0
+    for line in listing.read_text().splitlines():
+        if not line.startswith("model/"):
+            continue
+        shape = line[line.index("[") + 1 : line.index("]")]
+        official += math.prod(int(s) for s in shape.split(","))
+    assert official == 175_099_620  # the listing's own total
+    estimate = estimated_num_weights(GlowConfig(**OPENAI_RUNS["celeba_hq_256"]))
+    assert abs(estimate - official) < 0.01 * official
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        (dict(image_shape=(8192, 8192, 3), num_levels=2), "image height = 8192 is above the limit"),
+        (dict(image_shape=(16, 16, 64), num_levels=2), "image channels = 64 is above the limit"),
+        (dict(num_levels=10**9), "num_levels = 1000000000 is above the limit of 10"),
+        (dict(num_steps=100_000), "num_steps = 100000 is above the limit of 256"),
+        (dict(hidden_channels=10**6), "hidden_channels = 1000000 is above the limit of 8192"),
+        (dict(num_classes=10**9), "num_classes = 1000000000 is above the limit"),
+        (
+            dict(image_shape=(1024, 1024, 3), num_levels=8, num_steps=256, hidden_channels=8192),
+            r"about \d\.\d+e\+\d+ weights, above the limit of 1e\+09",
+        ),
+    ],
+)
+def test_configs_above_the_limits_are_refused_before_any_allocation(changes, message):
+    with pytest.raises(ValueError, match=message):
+        GlowConfig(**{"image_shape": (16, 16, 3), "num_levels": 2, **changes})

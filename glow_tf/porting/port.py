@@ -33,6 +33,7 @@ from glow_tf.porting.openai_names import (
     openai_weight_slots,
 )
 from glow_tf.porting.openai_weights import OpenAIWeights
+from glow_tf.porting.validate import MAX_CONDITION_NUMBER, check_invertible_convolutions
 
 __all__ = [
     "PortResult",
@@ -112,6 +113,7 @@ def port_openai_weights(
     num_bits: int | None = None,
     weight_y: float | None = None,
     hps: Mapping[str, Any] | str | os.PathLike | None = None,
+    max_condition_number: float = MAX_CONDITION_NUMBER,
 ) -> PortResult:
     """A GlowModel holding `weights`, its config inferred from them.
 
@@ -120,10 +122,13 @@ def port_openai_weights(
       image_size, num_bits: what the weights cannot tell (override the hps).
       weight_y: classifier loss weight for models with a classifier head.
       hps: the run's hps (dict, or a path to hps.json / train.txt).
+      max_condition_number: the largest cond(W) of a 1x1 convolution accepted
+        (see `glow_tf.porting.validate`).
 
     Raises:
       PortingError: anything that keeps the weights from mapping exactly onto
-        one GlowModel; no model is returned half-loaded.
+        one GlowModel, including a singular or ill-conditioned 1x1 convolution;
+        no model is returned half-loaded.
     """
     if hps is not None and not isinstance(hps, Mapping):
         hps = read_hps(hps)
@@ -139,20 +144,17 @@ def port_openai_weights(
         model = GlowModel(inferred.config)
         slots = openai_weight_slots(model)
         _check_leftovers(slots, weights.variables)
+        check_invertible_convolutions(weights.variables, max_condition_number)
         num_weights = load_openai_weights(model, weights.variables)
     except PortingError as error:
         if weights.hint:
             raise PortingError(f"{error}\n{weights.hint}") from None
         raise
     num_variables = len(mapped_names(slots) & set(weights.variables))
-    return PortResult(
-        model, inferred, num_weights, num_variables, weights.notes + inferred.notes
-    )
+    return PortResult(model, inferred, num_weights, num_variables, weights.notes + inferred.notes)
 
 
-def port_checkpoint(
-    path: str | os.PathLike, *, ema: bool = False, **kwargs
-) -> PortResult:
+def port_checkpoint(path: str | os.PathLike, *, ema: bool = False, **kwargs) -> PortResult:
     """`port_openai_weights(read_checkpoint(path, ema))`; see both."""
     return port_openai_weights(read_checkpoint(path, ema=ema), **kwargs)
 

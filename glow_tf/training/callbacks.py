@@ -48,36 +48,106 @@ def _where(epoch, step) -> str:
     return f"epoch {epoch + 1}, step {step}"
 
 
-class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training at the first NaN/Inf loss (checked after every batch)
-    or non-finite weight (checked at the end of every epoch)."""
+def _first_non_finite_weight(model):
+    """The first trainable variable holding a NaN/Inf, or None (reduced on the device)."""
+    for variable in model.trainable_variables:
+        if not bool(tf.reduce_all(tf.math.is_finite(variable))):
+            return variable
+    return None
 
-    def __init__(self, checkpoint_hint: callable = None):
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training on non-finite weights or on non-finite losses the optimizer cannot skip.
+
+    Without loss scaling, a NaN/Inf loss gives NaN/Inf gradients that the
+    optimizer applies: training stops at the first one (checked after every
+    batch). Under a `keras.optimizers.LossScaleOptimizer` (float16 coupling
+    networks) a step whose gradients are not finite, from an overflow or a
+    NaN/Inf loss, is skipped by design (the weights stay as they were and the
+    loss scale is halved); that is not a failure. Training then stops on:
+
+      - `max_skipped_steps` consecutive skipped steps: the loss scale has fallen
+        by 2**max_skipped_steps, so the overflow does not come from the scale
+        (a forward pass that overflows in float16, NaN weights or data);
+      - a non-finite weight: checked whenever a step is skipped and at the end
+        of every epoch.
+
+    A skipped step is one after which the optimizer's `iterations` did not
+    advance (one scalar read per batch). Keras logs a running mean of the loss,
+    so after a skipped step the epoch's logged loss reads NaN until the epoch ends.
+
+    Args:
+      checkpoint_hint: returns a sentence saying which checkpoint is kept.
+      max_skipped_steps: consecutive steps skipped by the loss scaler that
+        stop the run (default 20: from the float16 start of 2**15 the scale
+        would be below 2**-5, where no gradient overflows).
+    """
+
+    def __init__(self, checkpoint_hint: callable = None, max_skipped_steps: int = 20):
         super().__init__()
+        if int(max_skipped_steps) < 1:
+            raise ValueError(f"max_skipped_steps must be >= 1, got {max_skipped_steps!r}")
         self.checkpoint_hint = checkpoint_hint or (lambda: "")
+        self.max_skipped_steps = int(max_skipped_steps)
+        self.skipped_steps = 0
+        self.consecutive_skipped_steps = 0
         self._epoch = 0
+        self._iterations = None
+
+    def _loss_scaled(self) -> bool:
+        return isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+    def _step(self) -> int:
+        return int(self.model.optimizer.iterations.numpy())
+
+    def _stop_if_weights_non_finite(self, epoch):
+        variable = _first_non_finite_weight(self.model)
+        if variable is not None:
+            raise TrainingStopped(
+                f"weight {variable.path} is not finite at {_where(epoch, self._step())}; "
+                f"training stopped. {self.checkpoint_hint()}"
+            )
+
+    def on_train_begin(self, logs=None):
+        self._iterations = self._step()
+        self.consecutive_skipped_steps = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._loss_scaled():
+            self._check_skipped_step()
+            return
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(_float(loss)):
-            step = int(self.model.optimizer.iterations.numpy())
             raise TrainingStopped(
-                f"the training loss became {_float(loss)} at {_where(self._epoch, step)}; "
+                f"the training loss became {_float(loss)} at {_where(self._epoch, self._step())}; "
                 f"training stopped. {self.checkpoint_hint()}Try a lower --lr, a longer "
                 "--warmup-epochs or --clip-norm."
             )
 
+    def _check_skipped_step(self):
+        step = self._step()
+        if self._iterations is None or step != self._iterations:
+            self._iterations = step
+            self.consecutive_skipped_steps = 0
+            return
+        self.skipped_steps += 1
+        self.consecutive_skipped_steps += 1
+        self._stop_if_weights_non_finite(self._epoch)
+        if self.consecutive_skipped_steps >= self.max_skipped_steps:
+            scale = _float(self.model.optimizer.dynamic_scale)
+            raise TrainingStopped(
+                f"{self.consecutive_skipped_steps} consecutive training steps had a non-finite "
+                f"loss or gradients and were skipped by the loss scaler (scale now {scale:g}) "
+                f"at {_where(self._epoch, step)}; training stopped. {self.checkpoint_hint()}"
+                "The float16 networks may overflow in the forward pass: try --mixed-precision "
+                "bf16, a lower --lr or --clip-norm."
+            )
+
     def on_epoch_end(self, epoch, logs=None):
-        for variable in self.model.trainable_variables:
-            if not np.all(np.isfinite(variable.numpy())):
-                step = int(self.model.optimizer.iterations.numpy())
-                raise TrainingStopped(
-                    f"weight {variable.path} is not finite at {_where(epoch, step)}; "
-                    f"training stopped. {self.checkpoint_hint()}"
-                )
+        self._stop_if_weights_non_finite(epoch)
 
 
 class InvertibilityGuard(keras.callbacks.Callback):

@@ -63,8 +63,30 @@ def test_distribution_view_agrees_with_the_model(conditional_model):
     noise = _fixed_noise(images, CONDITIONAL.num_bits)
     x = conditional_model.flow_input(images, noise)
     distribution = conditional_model.distribution(y=1)
-    expected = conditional_model.log_prob(images, y, noise) + CONDITIONAL.num_dims * np.log(CONDITIONAL.num_bins)
-    np.testing.assert_allclose(distribution.log_prob(x), expected, rtol=1e-5)
+    # the terms before they cancel: latents, their prior log-density, the log-det
+    latents = distribution.bijector.inverse(x)
+    np.testing.assert_allclose(latents, conditional_model.encode(images, y, noise).flat, atol=1e-6)
+    prior = np.asarray(distribution.distribution.log_prob(latents), np.float64)
+    flat = np.asarray(latents, np.float64)
+    exact_prior = -0.5 * np.sum(flat**2, -1) - 0.5 * CONDITIONAL.num_dims * np.log(2 * np.pi)
+    np.testing.assert_allclose(prior, exact_prior, rtol=1e-6)
+    log_det = np.asarray(
+        distribution.bijector.inverse_log_det_jacobian(x, event_ndims=3), np.float64
+    )
+    np.testing.assert_allclose(distribution.log_prob(x), prior + log_det, rtol=0, atol=1e-6)
+    # log p(x) ~ 1.3 is a float32 sum of terms that cancel: prior (~ -95), log-det
+    # (~ +95) and, in the model's log_prob, -D log n_bins (~ -222). Each term and
+    # partial sum is rounded to eps32/2 of its size, so two evaluations agree to a
+    # few eps32 times the sum of the magnitudes (~410: 4 eps32 x 410 = 2e-4), not to
+    # a relative 1e-5 of 1.3, below one float32 ulp of the model's -220 (they once
+    # differed by 1.5e-5). A wrong term (a layer's log-det, a prior) is off by more.
+    shift = CONDITIONAL.num_dims * np.log(CONDITIONAL.num_bins)
+    magnitude = np.abs(prior) + np.abs(log_det) + shift
+    expected = np.asarray(conditional_model.log_prob(images, y, noise), np.float64) + shift
+    np.testing.assert_array_less(
+        np.abs(np.asarray(distribution.log_prob(x), np.float64) - expected),
+        4 * np.finfo(np.float32).eps * magnitude,
+    )
     assert distribution.sample(5, seed=(1, 2)).shape == [5, *CONDITIONAL.image_shape]
 
 

@@ -21,7 +21,13 @@ from glow_tf.porting import (
 from tests.conftest import tiny_images
 from tests.porting import openai_numpy
 
-TOL = 1e-4
+TOL = 1e-4  # the numpy oracle's random variants, and the check tool's default
+# ref_A / ref_B (official outputs) measured from either format: bits_x 4.8e-7 (one
+# float32 ulp of bits/dim in [4, 8)), latents 2.9e-6, step intermediates 4.8e-6,
+# x_rec and T = 0.7 samples exact; the tolerances keep a margin of about 2x.
+BITS_TOL = 1e-6
+LATENT_TOL = 6e-6
+STEP_TOL = 1e-5
 
 
 # ------------------------------------------------------------- ref_A, ref_B
@@ -59,30 +65,30 @@ def test_bits_latents_and_every_step_intermediate(reference, ported_reference):
         reference.labels(),
     )
     encoding = model.encode(x, y, noise=noise)
-    np.testing.assert_allclose(encoding.bits_per_dim, forward["bits_x"], atol=TOL)
+    np.testing.assert_allclose(encoding.bits_per_dim, forward["bits_x"], atol=BITS_TOL)
     for i in range(model.config.num_levels - 1):
         np.testing.assert_allclose(
-            encoding.latents[i], forward[f"level{i}_split_eps"], atol=TOL
+            encoding.latents[i], forward[f"level{i}_split_eps"], atol=LATENT_TOL
         )
-    np.testing.assert_allclose(encoding.latents[-1], forward["top_eps"], atol=TOL)
+    np.testing.assert_allclose(encoding.latents[-1], forward["top_eps"], atol=LATENT_TOL)
     z = forward["z_squeezed"]
     for i, level in enumerate(model.levels):
         for j, step in enumerate(level.steps):
             name = f"step{i}_{j}_"
-            np.testing.assert_allclose(z, forward[name + "in"], atol=TOL, err_msg=name)
+            np.testing.assert_allclose(z, forward[name + "in"], atol=STEP_TOL, err_msg=name)
             normed, log_det = step.act_norm(z)
             np.testing.assert_allclose(
-                normed, forward[name + "actnorm"], atol=TOL, err_msg=name
+                normed, forward[name + "actnorm"], atol=STEP_TOL, err_msg=name
             )
             permuted, log_det_perm = step.permutation(normed)
             np.testing.assert_allclose(
-                permuted, forward[name + "perm"], atol=TOL, err_msg=name
+                permuted, forward[name + "perm"], atol=STEP_TOL, err_msg=name
             )
             half = permuted.shape[-1] // 2
             h = step.coupling.network(permuted[..., :half])
-            np.testing.assert_allclose(h, forward[name + "nn"], atol=TOL, err_msg=name)
+            np.testing.assert_allclose(h, forward[name + "nn"], atol=STEP_TOL, err_msg=name)
             z, log_det_coupling = step.coupling(permuted)
-            np.testing.assert_allclose(z, forward[name + "out"], atol=TOL, err_msg=name)
+            np.testing.assert_allclose(z, forward[name + "out"], atol=STEP_TOL, err_msg=name)
             np.testing.assert_allclose(
                 log_det + log_det_perm + log_det_coupling,
                 forward[name + "logdet"],
@@ -92,10 +98,10 @@ def test_bits_latents_and_every_step_intermediate(reference, ported_reference):
             split, _ = level.split(z)
             half = z.shape[-1] // 2
             np.testing.assert_allclose(
-                split[..., half:], forward[f"level{i}_split_eps"], atol=TOL
+                split[..., half:], forward[f"level{i}_split_eps"], atol=STEP_TOL
             )
             z = squeeze2d(split[..., :half])
-    np.testing.assert_allclose(z, forward["z_top"], atol=TOL)
+    np.testing.assert_allclose(z, forward["z_top"], atol=STEP_TOL)
 
 
 def test_decode_and_temperature_samples(reference, ported_reference):
@@ -105,12 +111,8 @@ def test_decode_and_temperature_samples(reference, ported_reference):
     np.testing.assert_array_equal(model.decode(codec["feps"], y), codec["x_rec"])
     samples = reference.npz("ref_samples_t0.7.npz")
     y = samples["y"] if reference.config.conditional else None
-    images = model.decode(samples["sample_eps"], y, temperature=0.7).numpy().astype(int)
-    differ = images != samples["x_uint8"]
-    assert differ.mean() <= 0.001
-    assert np.all(
-        np.abs(images - samples["x_uint8"])[differ] <= 256 // reference.config.num_bins
-    )
+    images = model.decode(samples["sample_eps"], y, temperature=0.7)
+    np.testing.assert_array_equal(images, samples["x_uint8"])
 
 
 def test_class_conditional_bits_y_and_logits_from_checkpoint():
@@ -128,11 +130,11 @@ def test_class_conditional_bits_y_and_logits_from_checkpoint():
         reference.labels(),
     )
     np.testing.assert_allclose(
-        model.encode(x, y, noise=noise).bits_per_dim, forward["bits_x"], atol=TOL
+        model.encode(x, y, noise=noise).bits_per_dim, forward["bits_x"], atol=BITS_TOL
     )
     comparisons = {c.name: c for c in compare_with_reference(model, reference.dir)}
-    assert comparisons["y_logits"].max_abs_diff <= TOL
-    assert comparisons["bits_y"].max_abs_diff <= TOL
+    assert comparisons["y_logits"].max_abs_diff <= BITS_TOL
+    assert comparisons["bits_y"].max_abs_diff <= BITS_TOL
     assert np.abs(forward["y_logits"]).max() > 1e-3  # the head is not at its zero init
 
 

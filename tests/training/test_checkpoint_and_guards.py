@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -17,6 +18,7 @@ from glow_tf.training import (
     TrainingStopped,
     make_optimizer,
 )
+from glow_tf.training.optimizers import initial_loss_scale
 from tests.conftest import TINY, tiny_images
 
 
@@ -86,3 +88,89 @@ def test_invertibility_guard_catches_a_singular_flow(tmp_path):
     kernel.assign(np.zeros(kernel.shape, np.float32))
     with pytest.raises(TrainingStopped, match="invertibility check failed at epoch 1"):
         guard.on_epoch_end(0)
+
+
+# ------------------------------------------------- float16 loss scaling vs the guard
+
+
+class _OverflowAt(keras.callbacks.Callback):
+    """Makes the float16 coupling network overflow during the given steps (counted
+    over the whole fit): its float32 kernel is set to 1e5 (inf once cast to
+    float16, so the loss is NaN), then restored, as a transient overflow would be."""
+
+    def __init__(self, steps):
+        super().__init__()
+        self.steps = steps
+        self._step = -1
+        self._saved = None
+
+    def _kernel(self):
+        return self.model.levels[0].steps[0].coupling.network.conv_in.kernel
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._step += 1
+        if self._step in self.steps:
+            self._saved = self._kernel().numpy()
+            self._kernel().assign(np.full(self._saved.shape, 1e5, np.float32))
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self._step in self.steps:
+            self._kernel().assign(self._saved)
+
+
+def _float16_compiled(seed=2):
+    config = TINY.replace(network_dtype="float16", seed=seed)
+    model = GlowModel(config)
+    model.initialize(tiny_images(32, TINY.image_shape, seed=seed))
+    model.compile(make_optimizer("adamax", 1e-3, loss_scale=initial_loss_scale(config.num_dims)))
+    return model
+
+
+def test_one_step_skipped_by_the_loss_scaler_does_not_stop_training():
+    model = _float16_compiled()
+    guard = NonFiniteGuard()
+    scale = initial_loss_scale(TINY.num_dims)
+    history = model.fit(_data(), epochs=2, verbose=0, callbacks=[_OverflowAt({1}), guard])
+    assert guard.skipped_steps == 1
+    assert int(model.optimizer.iterations.numpy()) == 2 * 4 - 1  # that step was not applied
+    assert float(model.optimizer.dynamic_scale.numpy()) == scale / 2
+    assert np.isnan(history.history["loss"][0])  # the epoch's running mean saw the NaN
+    assert np.isfinite(history.history["loss"][1])
+    assert all(np.all(np.isfinite(w.numpy())) for w in model.weights)
+
+
+def test_a_run_of_skipped_steps_stops_training_and_keeps_the_checkpoint(tmp_path):
+    model = _float16_compiled()
+    store = CheckpointStore(str(tmp_path / "checkpoints"))
+    saver = RunCheckpoint(str(tmp_path), store, {"config": TINY.to_dict()})
+    guard = NonFiniteGuard(max_skipped_steps=3)
+    model.fit(_data(), epochs=1, verbose=0, callbacks=[guard, saver])
+    with pytest.raises(
+        TrainingStopped,
+        match=r"3 consecutive training steps had a non-finite loss or gradients and were "
+        r"skipped by the loss scaler .* at epoch 2, step 4",
+    ):
+        model.fit(
+            _data(),
+            epochs=2,
+            initial_epoch=1,
+            verbose=0,
+            callbacks=[_OverflowAt(set(range(4))), guard, saver],
+        )
+    assert guard.consecutive_skipped_steps == 3
+    assert [c.epoch for c in store.checkpoints()] == [1]
+
+
+def test_nan_weights_stop_a_loss_scaled_run_at_the_first_skipped_step():
+    model = _float16_compiled()
+    log_scale = model.levels[0].steps[1].act_norm.log_scale
+    log_scale.assign(np.full(log_scale.shape, np.nan, np.float32))
+    with pytest.raises(
+        TrainingStopped, match=rf"weight {log_scale.path} is not finite at epoch 1, step 0"
+    ):
+        model.fit(_data(), epochs=1, verbose=0, callbacks=[NonFiniteGuard()])
+
+
+def test_max_skipped_steps_must_be_positive():
+    with pytest.raises(ValueError, match="max_skipped_steps must be >= 1"):
+        NonFiniteGuard(max_skipped_steps=0)
