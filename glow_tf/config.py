@@ -26,15 +26,41 @@ import json
 import numbers
 from typing import Any
 
-__all__ = ["GlowConfig", "COUPLINGS", "PERMUTATIONS"]
+__all__ = ["GlowConfig", "FrozenConfig", "COUPLINGS", "PERMUTATIONS", "NETWORK_DTYPES"]
 
 COUPLINGS = ("additive", "affine")
 PERMUTATIONS = ("reverse", "shuffle", "conv1x1")
 NETWORK_DTYPES = ("float32", "bfloat16", "float16")
 
 
+class FrozenConfig:
+    """What every frozen config dataclass shares: `replace`, and a dict / JSON
+    round trip that refuses unknown fields (tuples are written as lists)."""
+
+    def replace(self, **changes: Any):
+        """A copy with `changes`, validated like a new instance."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**config)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
 @dataclasses.dataclass(frozen=True)
-class GlowConfig:
+class GlowConfig(FrozenConfig):
     """Frozen, validated hyper-parameters of a `GlowModel`.
 
     The image is squeezed once, then each of the `num_levels` levels runs
@@ -57,6 +83,8 @@ class GlowConfig:
       weight_y: weight of the classifier loss (needs num_classes > 0).
       network_dtype: compute dtype of the coupling networks ("float32",
         "bfloat16", "float16"); the flow, log-dets and priors stay float32.
+        The one name of the precision choice; `network_policy` is its Keras
+        dtype policy.
       seed: seed of the random initial weights (1x1 convs, shuffles, convs).
     """
 
@@ -139,6 +167,12 @@ class GlowConfig:
         return self.num_classes > 0
 
     @property
+    def network_policy(self) -> str | None:
+        """The Keras dtype policy of the coupling networks: None (float32,
+        the model's own) or "mixed_bfloat16" / "mixed_float16"."""
+        return None if self.network_dtype == "float32" else f"mixed_{self.network_dtype}"
+
+    @property
     def level_shapes(self) -> list[tuple[int, int, int]]:
         """[h, w, c] entering the flow steps of each level."""
         height, width, channels = self.image_shape
@@ -158,25 +192,6 @@ class GlowConfig:
     @property
     def top_shape(self) -> tuple[int, int, int]:
         return self.level_shapes[-1]
-
-    def replace(self, **changes: Any) -> GlowConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        config = dataclasses.asdict(self)
-        config["image_shape"] = list(self.image_shape)
-        return config
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> GlowConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = set(config) - known
-        if unknown:
-            raise ValueError(f"unknown GlowConfig fields: {sorted(unknown)}")
-        return cls(**config)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
 
 
 def _is_int(value: Any) -> bool:

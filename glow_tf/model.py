@@ -20,8 +20,6 @@ from glow_tf.prior import TopPriorLayer
 
 __all__ = ["GlowModel", "Encoding"]
 
-_NETWORK_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
 
 class Encoding(NamedTuple):
     """What `GlowModel.encode` returns.
@@ -77,7 +75,7 @@ class GlowModel(keras.Model):
             permutation=config.permutation,
             lu_decomposed=config.lu_decomposed,
             hidden_channels=config.hidden_channels,
-            network_dtype=_NETWORK_POLICIES[config.network_dtype],
+            network_dtype=config.network_policy,
         )
         policy = self.dtype_policy
         self.levels = [
