@@ -106,11 +106,17 @@ class GlowConfig(FrozenConfig):
         shape = tuple(self.image_shape)
         if len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
             raise ValueError(
-                f"image_shape must be three positive ints (H, W, C), got "
-                f"{self.image_shape!r}"
+                f"image_shape must be three positive ints (H, W, C), got {self.image_shape!r}"
             )
         object.__setattr__(self, "image_shape", tuple(int(s) for s in shape))
-        for name in ("num_levels", "num_steps", "hidden_channels", "num_bits", "num_classes", "seed"):
+        for name in (
+            "num_levels",
+            "num_steps",
+            "hidden_channels",
+            "num_bits",
+            "num_classes",
+            "seed",
+        ):
             value = getattr(self, name)
             if _is_int(value):
                 object.__setattr__(self, name, int(value))
@@ -126,30 +132,24 @@ class GlowConfig(FrozenConfig):
                 f"{factor}; use fewer levels or another image size"
             )
         if self.coupling not in COUPLINGS:
-            raise ValueError(
-                f"unknown coupling {self.coupling!r}; expected one of {COUPLINGS}"
-            )
+            raise ValueError(f"unknown coupling {self.coupling!r}; expected one of {COUPLINGS}")
         if self.permutation not in PERMUTATIONS:
             raise ValueError(
-                f"unknown permutation {self.permutation!r}; expected one of "
-                f"{PERMUTATIONS}"
+                f"unknown permutation {self.permutation!r}; expected one of {PERMUTATIONS}"
             )
         if self.lu_decomposed and self.permutation != "conv1x1":
             raise ValueError("lu_decomposed=True needs permutation='conv1x1'")
         if not _is_int(self.num_bits) or not 1 <= self.num_bits <= 8:
             raise ValueError(f"num_bits must be an int in 1..8, got {self.num_bits!r}")
         if not _is_int(self.num_classes) or self.num_classes < 0:
-            raise ValueError(
-                f"num_classes must be an int >= 0, got {self.num_classes!r}"
-            )
+            raise ValueError(f"num_classes must be an int >= 0, got {self.num_classes!r}")
         if self.weight_y < 0:
             raise ValueError(f"weight_y must be >= 0, got {self.weight_y!r}")
         if self.weight_y > 0 and self.num_classes == 0:
             raise ValueError("weight_y > 0 needs a class-conditional model (num_classes > 0)")
         if self.network_dtype not in NETWORK_DTYPES:
             raise ValueError(
-                f"unknown network_dtype {self.network_dtype!r}; expected one of "
-                f"{NETWORK_DTYPES}"
+                f"unknown network_dtype {self.network_dtype!r}; expected one of {NETWORK_DTYPES}"
             )
 
     @property

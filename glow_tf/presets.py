@@ -92,9 +92,7 @@ def _openai(dataset, size, num_levels, num_steps, coupling, num_bits, batch_size
 
 _DIGITS = Preset(
     # The built-in default: about 3 minutes on 2 CPU cores.
-    GlowConfig(
-        image_shape=(8, 8, 1), num_levels=2, num_steps=16, hidden_channels=64, num_bits=5
-    ),
+    GlowConfig(image_shape=(8, 8, 1), num_levels=2, num_steps=16, hidden_channels=64, num_bits=5),
     TrainingConfig(
         dataset="digits",
         epochs=30,

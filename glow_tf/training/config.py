@@ -1,14 +1,14 @@
 """The one configuration object of a training run (the model's is `GlowConfig`).
 
-| TrainingConfig            | OpenAI flag        | meaning                                          |
-|---------------------------|--------------------|--------------------------------------------------|
-| dataset, image_size       | problem, image_size| what to train on (see `glow_tf.data.datasets`)   |
-| batch_size                | n_batch_train x N  | global batch over all replicas and workers       |
-| init_batch_size           | n_batch_init x N   | images of the data-dependent ActNorm init        |
-| optimizer, lr, beta1/2    | optimizer, lr, beta1 | the update rule and its hyper-parameters       |
-| warmup, warmup_unit       | epochs_warmup      | linear learning-rate warm-up, in epochs or steps |
-| ema_decay                 | polyak_epochs      | Polyak / EMA weights for evaluation and saving   |
-| seed                      | seed               | order of the data, init batch and its noise      |
+| TrainingConfig         | OpenAI flag          | meaning                                   |
+|------------------------|----------------------|-------------------------------------------|
+| dataset, image_size    | problem, image_size  | what to train on (glow_tf.data.datasets)  |
+| batch_size             | n_batch_train x N    | global batch over all replicas, workers   |
+| init_batch_size        | n_batch_init x N     | images of the data-dependent ActNorm init |
+| optimizer, lr, beta1/2 | optimizer, lr, beta1 | the update rule and its parameters        |
+| warmup, warmup_unit    | epochs_warmup        | linear warm-up, in epochs or steps        |
+| ema_decay              | polyak_epochs        | Polyak / EMA weights for evaluation       |
+| seed                   | seed                 | order of the data, init batch, its noise  |
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from glow_tf.config import FrozenConfig, _is_int
 from glow_tf.training.distribution import STRATEGIES
 from glow_tf.training.optimizers import OPTIMIZERS
 
-__all__ = ["TrainingConfig", "WARMUP_UNITS"]
+__all__ = ["TrainingConfig", "WARMUP_UNITS", "IMAGE_CHANNELS"]
 
 WARMUP_UNITS = ("epochs", "steps")
+IMAGE_CHANNELS = (1, 3)
 
 _POSITIVE_INTS = (
     "epochs",
@@ -103,8 +104,10 @@ class TrainingConfig(FrozenConfig):
             object.__setattr__(self, name, int(value))
         if not _is_int(self.seed):
             raise ValueError(f"seed must be an int, got {self.seed!r}")
-        if self.channels not in (None, 1, 3):
-            raise ValueError(f"channels must be 1, 3 or None, got {self.channels!r}")
+        if self.channels is not None and self.channels not in IMAGE_CHANNELS:
+            raise ValueError(
+                f"channels must be one of {IMAGE_CHANNELS} or None, got {self.channels!r}"
+            )
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}; expected one of {sorted(OPTIMIZERS)}"
