@@ -51,3 +51,17 @@ def test_frozen():
     config = GlowConfig()
     with pytest.raises(dataclasses.FrozenInstanceError):
         config.num_levels = 2
+
+
+def test_network_dtype_is_the_one_precision_name():
+    from glow_tf.config import NETWORK_DTYPES
+
+    policies = {dtype: GlowConfig(network_dtype=dtype).network_policy for dtype in NETWORK_DTYPES}
+    assert policies == {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def test_replace_validates():
+    config = GlowConfig(image_shape=(16, 16, 3), num_levels=2)
+    assert config.replace(num_steps=4).num_steps == 4
+    with pytest.raises(ValueError, match="unknown coupling"):
+        config.replace(coupling="affine2")
