@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from glow_tf.config import GlowConfig
+from glow_tf.config import FrozenConfig, GlowConfig
 from glow_tf.training.config import TrainingConfig
 from glow_tf.training.optimizers import OPTIMIZERS
 
@@ -39,7 +39,7 @@ _OPENAI_OPTIMIZER = "openai_adamax" if "openai_adamax" in OPTIMIZERS else "adama
 
 
 @dataclasses.dataclass(frozen=True)
-class Preset:
+class Preset(FrozenConfig):
     """A training recipe: the model and the training settings.
 
     Attributes:
@@ -58,9 +58,6 @@ class Preset:
             raise TypeError(
                 f"training must be a TrainingConfig, got {type(self.training).__name__}"
             )
-
-    def replace(self, **changes) -> Preset:
-        return dataclasses.replace(self, **changes)
 
 
 def _openai(dataset, size, num_levels, num_steps, coupling, num_bits, batch_size, **changes):
