@@ -142,7 +142,11 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     deadline = time.time() + 240
     while not os.path.exists(first) and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)  # well inside epoch 2 (150 updates)
+    # after epoch 1's checkpoint, model.keras and best.keras, its log row
+    log = os.path.join(run_dir, "log.csv")
+    while not (os.path.exists(log) and _read_log(run_dir)) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # inside epoch 2 (150 updates)
     process.send_signal(signal.SIGKILL)
     output = process.communicate()[0]
     assert process.returncode == -signal.SIGKILL, output
