@@ -26,7 +26,7 @@ import json
 import numbers
 from typing import Any
 
-__all__ = ["GlowConfig", "COUPLINGS", "PERMUTATIONS", "LIMITS"]
+__all__ = ["GlowConfig", "FrozenConfig", "COUPLINGS", "PERMUTATIONS", "NETWORK_DTYPES", "LIMITS"]
 
 COUPLINGS = ("additive", "affine")
 PERMUTATIONS = ("reverse", "shuffle", "conv1x1")
@@ -47,8 +47,34 @@ LIMITS = {
 }
 
 
+class FrozenConfig:
+    """What every frozen config dataclass shares: `replace`, and a dict / JSON
+    round trip that refuses unknown fields (tuples are written as lists)."""
+
+    def replace(self, **changes: Any):
+        """A copy with `changes`, validated like a new instance."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            key: list(value) if isinstance(value, tuple) else value
+            for key, value in dataclasses.asdict(self).items()
+        }
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any]):
+        known = {field.name for field in dataclasses.fields(cls)}
+        unknown = set(config) - known
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**config)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+
+
 @dataclasses.dataclass(frozen=True)
-class GlowConfig:
+class GlowConfig(FrozenConfig):
     """Frozen, validated hyper-parameters of a `GlowModel`.
 
     Each of the `num_levels` levels squeezes its input, runs `num_steps` flow
@@ -71,6 +97,8 @@ class GlowConfig:
       weight_y: weight of the classifier loss (needs num_classes > 0).
       network_dtype: compute dtype of the coupling networks ("float32",
         "bfloat16", "float16"); the flow, log-dets and priors stay float32.
+        The one name of the precision choice; `network_policy` is its Keras
+        dtype policy.
       seed: seed of the random initial weights (1x1 convs, shuffles, convs).
     """
 
@@ -92,11 +120,17 @@ class GlowConfig:
         shape = tuple(self.image_shape)
         if len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
             raise ValueError(
-                f"image_shape must be three positive ints (H, W, C), got "
-                f"{self.image_shape!r}"
+                f"image_shape must be three positive ints (H, W, C), got {self.image_shape!r}"
             )
         object.__setattr__(self, "image_shape", tuple(int(s) for s in shape))
-        for name in ("num_levels", "num_steps", "hidden_channels", "num_bits", "num_classes", "seed"):
+        for name in (
+            "num_levels",
+            "num_steps",
+            "hidden_channels",
+            "num_bits",
+            "num_classes",
+            "seed",
+        ):
             value = getattr(self, name)
             if _is_int(value):
                 object.__setattr__(self, name, int(value))
@@ -113,30 +147,24 @@ class GlowConfig:
                 f"{factor}; use fewer levels or another image size"
             )
         if self.coupling not in COUPLINGS:
-            raise ValueError(
-                f"unknown coupling {self.coupling!r}; expected one of {COUPLINGS}"
-            )
+            raise ValueError(f"unknown coupling {self.coupling!r}; expected one of {COUPLINGS}")
         if self.permutation not in PERMUTATIONS:
             raise ValueError(
-                f"unknown permutation {self.permutation!r}; expected one of "
-                f"{PERMUTATIONS}"
+                f"unknown permutation {self.permutation!r}; expected one of {PERMUTATIONS}"
             )
         if self.lu_decomposed and self.permutation != "conv1x1":
             raise ValueError("lu_decomposed=True needs permutation='conv1x1'")
         if not _is_int(self.num_bits) or not 1 <= self.num_bits <= 8:
             raise ValueError(f"num_bits must be an int in 1..8, got {self.num_bits!r}")
         if not _is_int(self.num_classes) or self.num_classes < 0:
-            raise ValueError(
-                f"num_classes must be an int >= 0, got {self.num_classes!r}"
-            )
+            raise ValueError(f"num_classes must be an int >= 0, got {self.num_classes!r}")
         if self.weight_y < 0:
             raise ValueError(f"weight_y must be >= 0, got {self.weight_y!r}")
         if self.weight_y > 0 and self.num_classes == 0:
             raise ValueError("weight_y > 0 needs a class-conditional model (num_classes > 0)")
         if self.network_dtype not in NETWORK_DTYPES:
             raise ValueError(
-                f"unknown network_dtype {self.network_dtype!r}; expected one of "
-                f"{NETWORK_DTYPES}"
+                f"unknown network_dtype {self.network_dtype!r}; expected one of {NETWORK_DTYPES}"
             )
 
     def _check_limits(self):
@@ -179,24 +207,11 @@ class GlowConfig:
     def conditional(self) -> bool:
         return self.num_classes > 0
 
-    def replace(self, **changes: Any) -> GlowConfig:
-        return dataclasses.replace(self, **changes)
-
-    def to_dict(self) -> dict[str, Any]:
-        config = dataclasses.asdict(self)
-        config["image_shape"] = list(self.image_shape)
-        return config
-
-    @classmethod
-    def from_dict(cls, config: dict[str, Any]) -> GlowConfig:
-        known = {field.name for field in dataclasses.fields(cls)}
-        unknown = set(config) - known
-        if unknown:
-            raise ValueError(f"unknown GlowConfig fields: {sorted(unknown)}")
-        return cls(**config)
-
-    def to_json(self) -> str:
-        return json.dumps(self.to_dict(), indent=1, sort_keys=True)
+    @property
+    def network_policy(self) -> str | None:
+        """The Keras dtype policy of the coupling networks: None (float32,
+        the model's own) or "mixed_bfloat16" / "mixed_float16"."""
+        return None if self.network_dtype == "float32" else f"mixed_{self.network_dtype}"
 
 
 def estimated_num_weights(config: GlowConfig) -> int:

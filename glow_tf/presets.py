@@ -1,8 +1,17 @@
 """Training recipes as data: the built-in digits runs and OpenAI's README runs.
 
-Each preset gives a dataset, the `GlowConfig` fields and the training
-settings; `train_keras.py --preset NAME` starts from it and every field can be
-overridden on the command line (`--num-steps 8`, `--batch-size 32`, ...).
+A preset is a frozen `Preset`: a `GlowConfig` (the model) and a
+`TrainingConfig` (data and optimisation). `train_keras.py --preset NAME`
+starts from it and every field can be overridden on the command line
+(`--num-steps 8`, `--batch-size 32`, ...), which amounts to
+`preset.model.replace(...)` and `preset.training.replace(...)`. The model's
+image shape and number of classes are those of the preset's dataset; a run
+replaces them with the shape and classes of the data it loads
+(`glow_tf.training.run.model_config_for_source`).
+
+    from glow_tf.presets import get_preset
+    preset = get_preset("cifar10")
+    model = GlowModel(preset.model.replace(num_steps=8))
 
 OpenAI ran its recipes with `mpiexec -n 8` (40 for CelebA-HQ) and
 `n_batch_train` images per process; `batch_size` here is the global batch of
@@ -10,123 +19,101 @@ those runs (8 x 64 = 512 at 32x32; OpenAI scales the per-process batch by
 (32 / image_size)^2, so 1 image per process at 256x256, 40 in all). On fewer
 devices pass a smaller `--batch-size`. OpenAI's "epoch" is `n_train` = 50,000
 images whatever the dataset, so its 10 warm-up epochs are
-10 * 50,000 / batch_size updates; `warmup_steps` states that directly.
+10 * 50,000 / batch_size updates (`warmup_unit="steps"`).
 
 Source: https://github.com/openai/glow (README.md, train.py defaults).
 """
 
 from __future__ import annotations
 
-import copy
-from typing import Any
+import dataclasses
 
-__all__ = ["PRESETS", "get_preset", "CONFIG_FIELDS", "TRAINING_FIELDS"]
+from glow_tf.config import FrozenConfig, GlowConfig
+from glow_tf.training.config import TrainingConfig
+from glow_tf.training.optimizers import OPTIMIZERS
 
-CONFIG_FIELDS = (
-    "num_levels",
-    "num_steps",
-    "hidden_channels",
-    "coupling",
-    "permutation",
-    "lu_decomposed",
-    "num_bits",
-    "learn_top",
-    "conditional",
-    "weight_y",
-    "seed",
-)
-TRAINING_FIELDS = (
-    "dataset",
-    "image_size",
-    "epochs",
-    "batch_size",
-    "test_batch_size",
-    "init_batch_size",
-    "optimizer",
-    "lr",
-    "warmup_epochs",
-    "warmup_steps",
-    "beta1",
-    "beta2",
-    "clip_norm",
-    "ema_decay",
-    "sample_every",
-)
+__all__ = ["Preset", "PRESETS", "get_preset"]
 
-_TRAINING_DEFAULTS = dict(
-    test_batch_size=None,
-    init_batch_size=256,
-    optimizer="adamax",
-    lr=1e-3,
-    warmup_epochs=None,
-    warmup_steps=None,
-    beta1=0.9,
-    beta2=0.999,
-    clip_norm=None,
-    ema_decay=None,
-    sample_every=1,
-)
-_OPENAI_MODEL = dict(
-    hidden_channels=512,
-    permutation="conv1x1",
-    lu_decomposed=False,
-    learn_top=True,
-    conditional=False,
-    weight_y=0.0,
-    seed=0,
-)
+# OpenAI's Adamax variant, once glow_tf.training.optimizers provides it.
+_OPENAI_OPTIMIZER = "openai_adamax" if "openai_adamax" in OPTIMIZERS else "adamax"
 
 
-def _openai(dataset, image_size, num_levels, num_steps, coupling, num_bits, batch_size, **changes):
-    preset = dict(
-        _TRAINING_DEFAULTS,
-        **_OPENAI_MODEL,
-        dataset=dataset,
-        image_size=image_size,
+@dataclasses.dataclass(frozen=True)
+class Preset(FrozenConfig):
+    """A training recipe: the model and the training settings.
+
+    Attributes:
+      model: the `GlowConfig`, on the image shape (and classes) of
+        `training.dataset`.
+      training: the `TrainingConfig`.
+    """
+
+    model: GlowConfig
+    training: TrainingConfig
+
+    def __post_init__(self):
+        if not isinstance(self.model, GlowConfig):
+            raise TypeError(f"model must be a GlowConfig, got {type(self.model).__name__}")
+        if not isinstance(self.training, TrainingConfig):
+            raise TypeError(
+                f"training must be a TrainingConfig, got {type(self.training).__name__}"
+            )
+
+
+def _openai(dataset, size, num_levels, num_steps, coupling, num_bits, batch_size, **changes):
+    model = GlowConfig(
+        image_shape=(size, size, 3),
         num_levels=num_levels,
         num_steps=num_steps,
+        hidden_channels=512,
         coupling=coupling,
         num_bits=num_bits,
-        batch_size=batch_size,
-        epochs=1000,
-        test_batch_size=50,
-        warmup_steps=10 * 50_000 // batch_size,
-        sample_every=50,
+        num_classes=changes.pop("num_classes", 0),
+        weight_y=changes.pop("weight_y", 0.0),
     )
-    preset.update(changes)
-    return preset
+    training = TrainingConfig(
+        dataset=dataset,
+        image_size=size,
+        epochs=1000,
+        batch_size=batch_size,
+        test_batch_size=50,
+        optimizer=_OPENAI_OPTIMIZER,
+        lr=1e-3,
+        warmup=10 * 50_000 // batch_size,
+        warmup_unit="steps",
+        sample_every=50,
+        **changes,
+    )
+    return Preset(model, training)
 
 
-PRESETS: dict[str, dict[str, Any]] = {
-    # The built-in default: about 5 minutes on 2 CPU cores.
-    "digits": dict(
-        _TRAINING_DEFAULTS,
+_DIGITS = Preset(
+    # The built-in default: about 3 minutes on 2 CPU cores.
+    GlowConfig(image_shape=(8, 8, 1), num_levels=2, num_steps=16, hidden_channels=64, num_bits=5),
+    TrainingConfig(
         dataset="digits",
-        image_size=None,
-        num_levels=2,
-        num_steps=16,
-        hidden_channels=64,
-        coupling="affine",
-        permutation="conv1x1",
-        lu_decomposed=False,
-        num_bits=5,
-        learn_top=True,
-        conditional=False,
-        weight_y=0.0,
-        seed=0,
         epochs=30,
         batch_size=64,
         test_batch_size=300,
         init_batch_size=512,
+        optimizer="adamax",
         lr=2e-3,
-        warmup_epochs=5,
+        warmup=5,
+        warmup_unit="epochs",
         sample_every=10,
+    ),
+)
+
+PRESETS: dict[str, Preset] = {
+    "digits": _DIGITS,
+    "digits_conditional": _DIGITS.replace(
+        model=_DIGITS.model.replace(num_classes=10, weight_y=0.01)
     ),
     # OpenAI README "CIFAR-10 Quantitative result" (3.35 bits/dim in the paper).
     "cifar10": _openai("cifar10", 32, 3, 32, "affine", 8, 512),
     # OpenAI README "Conditional CIFAR-10 Qualitative result".
     "cifar10_conditional": _openai(
-        "cifar10", 32, 3, 32, "additive", 5, 512, conditional=True, weight_y=0.01
+        "cifar10", 32, 3, 32, "additive", 5, 512, num_classes=10, weight_y=0.01
     ),
     # OpenAI README "ImageNet 32x32 Quantitative result" (4.09 bits/dim).
     "imagenet32": _openai("imagenet_resized/32x32", 32, 3, 48, "affine", 8, 512),
@@ -148,11 +135,10 @@ PRESETS: dict[str, dict[str, Any]] = {
         init_batch_size=40,
     ),
 }
-PRESETS["digits_conditional"] = dict(PRESETS["digits"], conditional=True, weight_y=0.01)
 
 
-def get_preset(name: str) -> dict[str, Any]:
-    """A copy of preset `name` (see `PRESETS`)."""
+def get_preset(name: str) -> Preset:
+    """Preset `name` (see `PRESETS`)."""
     if name not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
-    return copy.deepcopy(PRESETS[name])
+    return PRESETS[name]

@@ -108,3 +108,17 @@ def test_weight_estimate_matches_the_official_celeba_hq_model():
 def test_configs_above_the_limits_are_refused_before_any_allocation(changes, message):
     with pytest.raises(ValueError, match=message):
         GlowConfig(**{"image_shape": (16, 16, 3), "num_levels": 2, **changes})
+
+
+def test_network_dtype_is_the_one_precision_name():
+    from glow_tf.config import NETWORK_DTYPES
+
+    policies = {dtype: GlowConfig(network_dtype=dtype).network_policy for dtype in NETWORK_DTYPES}
+    assert policies == {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+def test_replace_validates():
+    config = GlowConfig(image_shape=(16, 16, 3), num_levels=2)
+    assert config.replace(num_steps=4).num_steps == 4
+    with pytest.raises(ValueError, match="unknown coupling"):
+        config.replace(coupling="affine2")

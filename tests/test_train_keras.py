@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 
 import train_keras
-from glow_tf import GlowModel
+from glow_tf import GlowConfig, GlowModel
+from glow_tf.presets import PRESETS
+from glow_tf.training.config import TrainingConfig
 
 TINY_FLAGS = [
     "--num-steps",
@@ -81,6 +83,18 @@ def test_run_writes_models_pngs_and_logs(finished_run):
     assert _png_shape(os.path.join(finished_run, "samples.png")) == (3 * 72 + 8, 8 * 72 + 8, 1)
     assert os.listdir(os.path.join(finished_run, "tensorboard"))
     assert os.path.isfile(os.path.join(finished_run, "images", "epoch_0002_samples.png"))
+    run = json.load(open(os.path.join(finished_run, "run.json")))
+    training = TrainingConfig.from_dict(run["training"])
+    assert training == PRESETS["digits"].training.replace(
+        epochs=2,
+        steps_per_epoch=3,
+        batch_size=16,
+        test_examples=32,
+        init_batch_size=32,
+        sample_every=1,
+    )
+    assert GlowConfig.from_dict(run["config"]).num_steps == 1
+    assert run["warmup_steps"] == 5 * 3 and run["options"]["output_dir"] == finished_run
 
 
 def test_saved_model_reloads_and_matches_the_summary(finished_run):
@@ -128,7 +142,11 @@ def test_a_killed_run_resumes_where_it_stopped(tmp_path):
     deadline = time.time() + 240
     while not os.path.exists(first) and process.poll() is None and time.time() < deadline:
         time.sleep(0.05)
-    time.sleep(0.5)  # well inside epoch 2 (150 updates)
+    # after epoch 1's checkpoint, model.keras and best.keras, its log row
+    log = os.path.join(run_dir, "log.csv")
+    while not (os.path.exists(log) and _read_log(run_dir)) and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(0.2)  # inside epoch 2 (150 updates)
     process.send_signal(signal.SIGKILL)
     output = process.communicate()[0]
     assert process.returncode == -signal.SIGKILL, output
@@ -195,6 +213,8 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
         (["--conditional", "true", "--dataset", "lsun/bedroom"], "has no class labels"),
         (["--batch-size", "4096"], "fewer than one batch"),
         (["--resume", "/no/such/run"], "no checkpoint there"),
+        (["--mixed-precision", "bf16", "--network-dtype", "float16"], "means --network-dtype"),
+        (["--epochs", "0"], "epochs must be a positive int"),
     ],
 )
 def test_bad_input_gives_a_message_not_a_traceback(tmp_path, capsys, flags, message):
@@ -247,7 +267,9 @@ def test_ema_weights_go_into_model_keras(tmp_path):
     run_dir = str(tmp_path / "run")
     argv = ["--output-dir", run_dir, "--epochs", "1", *TINY_FLAGS, "--ema-decay", "0.5"]
     assert train_keras.main(argv) == 0
-    checkpoint = keras.models.load_model(os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras"))
+    checkpoint = keras.models.load_model(
+        os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras")
+    )
     averages = [a.numpy() for a in checkpoint.optimizer._model_variables_moving_average]
     saved = keras.models.load_model(os.path.join(run_dir, "model.keras"))
     for variable, average in zip(saved.trainable_variables, averages, strict=True):

@@ -18,9 +18,6 @@ from glow_tf.seeds import seed_stream
 
 __all__ = ["GlowModel", "glow_level"]
 
-_NETWORK_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
-
-
 def glow_level(config: GlowConfig, index: int, seed: int | None, dtype=None) -> LevelLayer:
     """Level `index` of a Glow: squeeze, K steps of flow (ActNorm, permutation,
     coupling), and, unless it is the top level, a split whose learned prior
@@ -34,7 +31,7 @@ def glow_level(config: GlowConfig, index: int, seed: int | None, dtype=None) -> 
             permutation=config.permutation,
             lu_decomposed=config.lu_decomposed,
             hidden_channels=config.hidden_channels,
-            network_dtype=_NETWORK_POLICIES[config.network_dtype],
+            network_dtype=config.network_policy,
             seed=seeds(),
             dtype=dtype,
             name=f"step_{j}",

@@ -13,11 +13,11 @@ fixtures ship it as `hps.json`. The fields a GlowConfig needs:
 | width            | hidden_channels             |                                         |
 | flow_coupling    | coupling                    | 0 additive, 1 affine                    |
 | flow_permutation | permutation                 | 0 reverse, 1 shuffle, 2 conv1x1         |
-| use_lu           | lu_decomposed               | not an official flag (a code edit); False if absent |
+| use_lu           | lu_decomposed               | a code edit, not a flag; False if absent|
 | n_bits_x         | num_bits                    |                                         |
 | learntop         | learn_top                   |                                         |
 | ycond, n_y       | num_classes = n_y if ycond  |                                         |
-| weight_y         | weight_y if ycond           | the classifier head exists iff ycond and weight_y > 0 |
+| weight_y         | weight_y if ycond           | classifier head iff ycond, weight_y > 0 |
 """
 
 from __future__ import annotations
@@ -39,16 +39,17 @@ __all__ = [
 
 COUPLING_CODES = {0: "additive", 1: "affine"}
 PERMUTATION_CODES = {0: "reverse", 1: "shuffle", 2: "conv1x1"}
-_REQUIRED = (
-    "image_size",
-    "n_levels",
-    "depth",
-    "width",
-    "flow_coupling",
-    "flow_permutation",
-    "n_bits_x",
-    "learntop",
-)
+# GlowConfig field -> (hps key, how its value reads: a type or the official codes)
+_HPS_FIELDS = {
+    "num_levels": ("n_levels", int),
+    "num_steps": ("depth", int),
+    "hidden_channels": ("width", int),
+    "coupling": ("flow_coupling", COUPLING_CODES),
+    "permutation": ("flow_permutation", PERMUTATION_CODES),
+    "num_bits": ("n_bits_x", int),
+    "learn_top": ("learntop", bool),
+}
+_REQUIRED = ("image_size", *(key for key, _ in _HPS_FIELDS.values()))
 
 
 class HpsError(ValueError):
@@ -78,9 +79,7 @@ def read_hps(path: str | os.PathLike) -> dict[str, Any]:
                 f"the JSON hps ({error})"
             ) from None
     if not isinstance(hps, dict):
-        raise HpsError(
-            f"{path!r} holds a JSON {type(hps).__name__}, expected an object of hps"
-        )
+        raise HpsError(f"{path!r} holds a JSON {type(hps).__name__}, expected an object of hps")
     return hps
 
 
@@ -90,13 +89,13 @@ def _get(hps: Mapping[str, Any], key: str):
     return hps[key]
 
 
-def _code(hps: Mapping[str, Any], key: str, codes: Mapping[int, str]) -> str:
+def _read(hps: Mapping[str, Any], key: str, reader) -> Any:
     value = _get(hps, key)
-    if value not in codes:
-        raise HpsError(
-            f"hps {key}={value!r} is not one of the official codes {dict(codes)}"
-        )
-    return codes[value]
+    if not isinstance(reader, Mapping):
+        return reader(value)
+    if value not in reader:
+        raise HpsError(f"hps {key}={value!r} is not one of the official codes {dict(reader)}")
+    return reader[value]
 
 
 def config_from_hps(hps: Mapping[str, Any], image_channels: int = 3) -> GlowConfig:
@@ -121,17 +120,10 @@ def config_from_hps(hps: Mapping[str, Any], image_channels: int = 3) -> GlowConf
             "run time); give the real image size"
         )
     conditional = bool(hps.get("ycond", False))
-    weight_y = float(hps.get("weight_y", 0.0)) if conditional else 0.0
     return GlowConfig(
         image_shape=(image_size, image_size, image_channels),
-        num_levels=int(_get(hps, "n_levels")),
-        num_steps=int(_get(hps, "depth")),
-        hidden_channels=int(_get(hps, "width")),
-        coupling=_code(hps, "flow_coupling", COUPLING_CODES),
-        permutation=_code(hps, "flow_permutation", PERMUTATION_CODES),
         lu_decomposed=bool(hps.get("use_lu", False)) and hps["flow_permutation"] == 2,
-        num_bits=int(_get(hps, "n_bits_x")),
-        learn_top=bool(_get(hps, "learntop")),
         num_classes=int(_get(hps, "n_y")) if conditional else 0,
-        weight_y=weight_y,
+        weight_y=float(hps.get("weight_y", 0.0)) if conditional else 0.0,
+        **{field: _read(hps, key, reader) for field, (key, reader) in _HPS_FIELDS.items()},
     )

@@ -35,6 +35,17 @@ __all__ = ["InferredConfig", "infer_config", "DEFAULT_WEIGHT_Y"]
 DEFAULT_WEIGHT_Y = 0.01  # every conditional run in OpenAI's README uses --weight_y=0.01
 _STEP = re.compile(r"model/(\d+)/(\d+)/(.+)")
 _LU_LEAVES = ("P", "L", "U", "sign_S", "log_S")
+# The GlowConfig fields the variables fix (see the module docstring).
+_WEIGHT_FIELDS = (
+    "num_levels",
+    "num_steps",
+    "hidden_channels",
+    "coupling",
+    "permutation",
+    "lu_decomposed",
+    "learn_top",
+    "num_classes",
+)
 
 
 @dataclasses.dataclass
@@ -62,18 +73,14 @@ class InferredConfig:
 
 def _shape(shapes: Mapping[str, tuple], name: str) -> tuple:
     if name not in shapes:
-        raise PortingError(
-            f"variable {name!r} is missing (needed to infer the architecture)"
-        )
+        raise PortingError(f"variable {name!r} is missing (needed to infer the architecture)")
     return tuple(shapes[name])
 
 
 def _contiguous(indices: set[int], what: str) -> int:
     expected = set(range(max(indices) + 1))
     if indices != expected:
-        raise PortingError(
-            f"{what}: found {sorted(indices)}, missing {sorted(expected - indices)}"
-        )
+        raise PortingError(f"{what}: found {sorted(indices)}, missing {sorted(expected - indices)}")
     return len(indices)
 
 
@@ -86,9 +93,7 @@ def _step_permutation(leaves: set[str], prefix: str) -> tuple[str, bool]:
     if "shuffle/indices" in leaves or "shuffle/indices_inverse" in leaves:
         kinds.add(("shuffle", False))
     if len(kinds) > 1:
-        raise PortingError(
-            f"{prefix} holds variables of several permutations: {sorted(kinds)}"
-        )
+        raise PortingError(f"{prefix} holds variables of several permutations: {sorted(kinds)}")
     return kinds.pop() if kinds else ("reverse", False)
 
 
@@ -106,17 +111,10 @@ def _architecture(shapes: Mapping[str, tuple]) -> dict[str, Any]:
             f"{len(shapes)} names read, e.g. {examples}"
         )
     num_levels = _contiguous(set(steps), "levels (model/<level>/)")
-    depths = {
-        level: _contiguous(set(steps[level]), f"steps of level {level}")
-        for level in steps
-    }
+    depths = {level: _contiguous(set(steps[level]), f"steps of level {level}") for level in steps}
     if len(set(depths.values())) > 1:
-        raise PortingError(
-            f"levels have different numbers of steps {depths}: not an OpenAI Glow"
-        )
-    channels = [
-        _shape(shapes, f"model/{i}/0/actnorm_center/b")[-1] for i in range(num_levels)
-    ]
+        raise PortingError(f"levels have different numbers of steps {depths}: not an OpenAI Glow")
+    channels = [_shape(shapes, f"model/{i}/0/actnorm_center/b")[-1] for i in range(num_levels)]
     for i in range(1, num_levels):
         if channels[i] != 2 * channels[i - 1]:
             raise PortingError(
@@ -147,11 +145,7 @@ def _architecture(shapes: Mapping[str, tuple]) -> dict[str, Any]:
         raise PortingError(f"steps use different permutations {sorted(permutations)}")
     permutation, lu_decomposed = permutations.pop()
     learn_top = "model/prior/p/W" in shapes
-    num_classes = (
-        _shape(shapes, "model/prior/y_emb/W")[0]
-        if "model/prior/y_emb/W" in shapes
-        else 0
-    )
+    num_classes = _shape(shapes, "model/prior/y_emb/W")[0] if "model/prior/y_emb/W" in shapes else 0
     classifier = "model/classifier/W" in shapes
     if classifier and not num_classes:
         raise PortingError(
@@ -178,9 +172,7 @@ def _check_hps(hps: Mapping[str, Any], arch: dict[str, Any]) -> None:
         "depth": arch["num_steps"],
         "width": arch["hidden_channels"],
         "flow_coupling": {v: k for k, v in COUPLING_CODES.items()}[arch["coupling"]],
-        "flow_permutation": {v: k for k, v in PERMUTATION_CODES.items()}[
-            arch["permutation"]
-        ],
+        "flow_permutation": {v: k for k, v in PERMUTATION_CODES.items()}[arch["permutation"]],
         "learntop": arch["learn_top"],
         "ycond": arch["num_classes"] > 0,
     }
@@ -232,19 +224,7 @@ def infer_config(
     arch = _architecture(shapes)
     hps = dict(hps or {})
     _check_hps(hps, arch)
-    provenance = {
-        key: "weights"
-        for key in (
-            "num_levels",
-            "num_steps",
-            "hidden_channels",
-            "coupling",
-            "permutation",
-            "lu_decomposed",
-            "learn_top",
-            "num_classes",
-        )
-    }
+    provenance = dict.fromkeys(_WEIGHT_FIELDS, "weights")
     notes = []
 
     def given(flag_value, key, flag):
@@ -308,15 +288,8 @@ def infer_config(
             )
     config = GlowConfig(
         image_shape=image_shape,
-        num_levels=arch["num_levels"],
-        num_steps=arch["num_steps"],
-        hidden_channels=arch["hidden_channels"],
-        coupling=arch["coupling"],
-        permutation=arch["permutation"],
-        lu_decomposed=arch["lu_decomposed"],
         num_bits=bits,
-        learn_top=arch["learn_top"],
-        num_classes=arch["num_classes"],
         weight_y=resolved_weight_y,
+        **{field: arch[field] for field in _WEIGHT_FIELDS},
     )
     return InferredConfig(config, provenance, notes)

@@ -1,5 +1,6 @@
-"""Training machinery around `GlowModel.fit`: optimizers and schedules,
-EMA weights, guards, resumable checkpoints, logs and images, tf.distribute."""
+"""Training machinery around `GlowModel.fit`: the `TrainingConfig`, optimizers
+and schedules, EMA weights, guards, resumable checkpoints, logs and images,
+tf.distribute; `run.train` runs it all (what `train_keras.py` calls)."""
 
 from glow_tf.training.callbacks import (
     EpochLog,
@@ -10,6 +11,7 @@ from glow_tf.training.callbacks import (
     write_images,
 )
 from glow_tf.training.checkpoint import Checkpoint, CheckpointStore
+from glow_tf.training.config import TrainingConfig
 from glow_tf.training.distribution import STRATEGIES, is_chief, make_strategy
 from glow_tf.training.ema import EMAEvaluation, ema_weights, has_ema
 from glow_tf.training.errors import TrainingStopped
@@ -29,6 +31,7 @@ __all__ = [
     "OpenAIAdamax",
     "RunCheckpoint",
     "STRATEGIES",
+    "TrainingConfig",
     "TrainingStopped",
     "ema_weights",
     "has_ema",

@@ -51,9 +51,9 @@ def _train(out_dir, strategy, flags):
 
 def main(argv):
     mode, out_path, *flags = argv
-    import glow_tf.model
+    import glow_tf.data.dequantize
 
-    glow_tf.model.uniform_noise = _fixed_noise
+    glow_tf.data.dequantize.uniform_noise = _fixed_noise
     if mode == "compare":
         cpu = tf.config.list_physical_devices("CPU")[0]
         tf.config.set_logical_device_configuration(

@@ -1,0 +1,346 @@
+"""One training run, end to end: strategy, data, model, init or resume,
+callbacks, `fit`, final evaluation and summary (what `train_keras.py` calls).
+
+    strategy -> DataSource -> GlowConfig on its images (model_config_for_source)
+      -> resume checkpoint or data-dependent init -> fit with guards, logs,
+      images, checkpoints -> test bits/dim with the EMA weights -> summary.json
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+import time
+from typing import Any, NamedTuple
+
+import keras
+
+from glow_tf.config import GlowConfig
+from glow_tf.data.datasets import load_source
+from glow_tf.data.dequantize import uniform_noise
+from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
+from glow_tf.data.source import DataSource
+from glow_tf.model import GlowModel
+from glow_tf.training import callbacks as cb
+from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
+from glow_tf.training.config import TrainingConfig
+from glow_tf.training.distribution import is_chief, make_strategy
+from glow_tf.training.ema import EMAEvaluation, ema_weights
+from glow_tf.training.errors import TrainingStopped
+from glow_tf.training.optimizers import initial_loss_scale, make_optimizer
+from glow_tf.training.resume import check_compatible, find_resume_checkpoint, optimizer_layout
+
+__all__ = ["RunOptions", "RunResult", "model_config_for_source", "train"]
+
+
+@dataclasses.dataclass(frozen=True)
+class RunOptions:
+    """Where and how a run is carried out (nothing here changes the model).
+
+    Attributes:
+      output_dir: the run directory.
+      resume: "auto", "never" or a run / checkpoint path (see
+        `glow_tf.training.resume.find_resume_checkpoint`).
+      data_dir: tensorflow-datasets data directory.
+      tpu: TPU name or address for the "tpu" strategy.
+      verbose: Keras fit verbosity; None: progress bar.
+      tensorboard: write TensorBoard scalars and images.
+    """
+
+    output_dir: str
+    resume: str = "auto"
+    data_dir: str | None = None
+    tpu: str | None = None
+    verbose: int | None = None
+    tensorboard: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+class RunResult(NamedTuple):
+    """How a run ended: exit code 0 (finished) or 1 (stopped by a guard), and its model."""
+
+    code: int
+    model: GlowModel
+
+
+def model_config_for_source(
+    config: GlowConfig, source: DataSource, conditional: bool | None = None, **changes: Any
+) -> GlowConfig:
+    """`config` with `changes` on the images and classes of `source`, in one `replace`.
+
+    Args:
+      config: a preset's model (its image shape and classes are replaced).
+      source: the data the model trains on.
+      conditional: train a class-conditional model on the source's labels;
+        None: as `config` is (num_classes > 0).
+      changes: other `GlowConfig` fields (command-line overrides).
+
+    Raises:
+      ValueError: a conditional model on data without labels, images the
+        levels cannot squeeze, or an invalid field.
+    """
+    conditional = config.conditional if conditional is None else conditional
+    if conditional and not source.has_labels:
+        raise ValueError(
+            f"dataset {source.name!r} has no class labels; a conditional model needs them "
+            "(use --conditional false)"
+        )
+    height, width, _ = source.image_shape
+    num_levels = changes.get("num_levels", config.num_levels)
+    factor = 2**num_levels
+    if height % factor or width % factor:
+        raise ValueError(
+            f"images of {height}x{width} cannot be squeezed {num_levels} times "
+            f"(their size must be divisible by 2**num_levels = {factor}); pass another "
+            "--image-size or fewer --num-levels"
+        )
+    weight_y = changes.get("weight_y", config.weight_y) if conditional else 0.0
+    return config.replace(
+        **{
+            **changes,
+            "image_shape": source.image_shape,
+            "num_classes": source.num_classes if conditional else 0,
+            "weight_y": weight_y,
+        }
+    )
+
+
+def _steps_per_epoch(training: TrainingConfig, source: DataSource) -> int:
+    if training.steps_per_epoch:
+        return training.steps_per_epoch
+    count = source.num_examples.get("train")
+    if count is None:
+        print("the number of training images is unknown; using --steps-per-epoch 1000")
+        return 1000
+    if count < training.batch_size:
+        raise ValueError(
+            f"dataset {source.name!r} has {count} training images, fewer than one batch of "
+            f"{training.batch_size}; pass a smaller --batch-size"
+        )
+    return count // training.batch_size
+
+
+def _build_model(config, training, warmup_steps, checkpoint, source):
+    """The compiled model, with the checkpoint's weights and optimizer state,
+    or data-dependent init; returns (model, initial epoch)."""
+    model = GlowModel(config)
+    loss_scale = initial_loss_scale(config.num_dims) if config.network_dtype == "float16" else None
+    optimizer = make_optimizer(
+        training.optimizer,
+        training.lr,
+        warmup_steps,
+        beta_1=training.beta1,
+        beta_2=training.beta2,
+        ema_decay=training.ema_decay,
+        loss_scale=loss_scale,
+    )
+    model.compile(optimizer, jit_compile=training.jit, gradient_clip_norm=training.clip_norm)
+    model.optimizer.build(model.trainable_variables)
+    if checkpoint is None:
+        init = fixed_batch(source, "train", training.init_batch_size, seed=training.seed)
+        noise = uniform_noise(init["image"].shape, config.num_bits, seed=[training.seed, 1])
+        labels = init["label"] if config.conditional else None
+        bits = model.initialize(init["image"], labels, noise=noise)
+        print(
+            f"data-dependent init on {len(init['image'])} training images: {bits:.4f} bits/dim",
+            flush=True,
+        )
+        return model, 0
+    model.load_weights(checkpoint.model_path)
+    step = int(model.optimizer.iterations.numpy())
+    if step != checkpoint.step:
+        raise ValueError(
+            f"the optimizer state of {checkpoint.directory!r} did not load (step "
+            f"{step}, expected {checkpoint.step})"
+        )
+    print(
+        f"resuming from {checkpoint.directory}: epoch {checkpoint.epoch}, step {step}", flush=True
+    )
+    return model, checkpoint.epoch
+
+
+def train(
+    model_config: GlowConfig,
+    training: TrainingConfig,
+    options: RunOptions,
+    conditional: bool | None = None,
+    **model_changes: Any,
+) -> RunResult:
+    """Runs the training described by the configs; returns (exit code, model).
+
+    Args:
+      model_config: the preset's model; its image shape and classes come
+        from the data (see `model_config_for_source`, which also applies
+        `conditional` and `model_changes`).
+      training: data, optimisation and guard settings.
+      options: output directory, resume, devices, verbosity.
+
+    Raises:
+      ValueError, TypeError, FileNotFoundError: bad input (unknown dataset,
+        incompatible checkpoint, ...), before any training.
+    """
+    output_dir = options.output_dir
+    strategy = make_strategy(training.strategy, options.tpu)
+    chief = is_chief(strategy)
+    source = load_source(training.dataset, training.image_size, options.data_dir, training.channels)
+    config = model_config_for_source(model_config, source, conditional, **model_changes)
+    labels = config.conditional
+    replicas = strategy.num_replicas_in_sync
+    if training.batch_size % replicas:
+        raise ValueError(
+            f"--batch-size {training.batch_size} is not divisible by the {replicas} "
+            "replicas of the strategy"
+        )
+    steps_per_epoch = _steps_per_epoch(training, source)
+    warmup_steps = training.warmup_steps(steps_per_epoch)
+
+    store = CheckpointStore(os.path.join(output_dir, "checkpoints"), keep=training.keep_checkpoints)
+    checkpoint = find_resume_checkpoint(options.resume, output_dir, store)
+    layout = optimizer_layout(config, training)
+    if checkpoint is not None:
+        check_compatible(checkpoint, config, layout)
+
+    run_description = {
+        "config": config.to_dict(),
+        "optimizer_layout": layout,
+        "training": training.to_dict(),
+        "options": options.to_dict(),
+        "dataset": source.name,
+        "steps_per_epoch": steps_per_epoch,
+        "warmup_steps": warmup_steps,
+    }
+    if chief:
+        os.makedirs(output_dir, exist_ok=True)
+        write_json_atomically(os.path.join(output_dir, "run.json"), run_description)
+    print(
+        f"glow_tf: {source.name} {'x'.join(map(str, config.image_shape))}, "
+        f"L={config.num_levels} K={config.num_steps} width={config.hidden_channels} "
+        f"{config.coupling} {config.permutation} {config.num_bits} bits"
+        f"{f', {config.num_classes} classes' if labels else ''}; "
+        f"{replicas} replica(s), batch {training.batch_size}, "
+        f"{steps_per_epoch} steps/epoch; output in {output_dir}",
+        flush=True,
+    )
+
+    with strategy.scope():
+        model, initial_epoch = _build_model(config, training, warmup_steps, checkpoint, source)
+
+    fixed = fixed_batch(source, "test", 8, seed=training.seed)
+    fixed_images, fixed_labels = fixed["image"], (fixed["label"] if labels else None)
+    best = (
+        (checkpoint.state.get("best_test_bits_per_dim"), checkpoint.state.get("best_epoch"))
+        if checkpoint
+        else (None, None)
+    )
+    evaluation = lambda: evaluation_dataset(  # noqa: E731
+        source, training.evaluation_batch_size, labels, training.test_examples
+    )
+
+    if initial_epoch >= training.epochs:
+        print(
+            f"the run in {output_dir} has already trained {initial_epoch} epochs "
+            f"(--epochs {training.epochs}); pass a larger --epochs to continue it"
+        )
+    else:
+        saver = cb.RunCheckpoint(output_dir, store, run_description, best=best, write=chief)
+        hint = lambda: (  # noqa: E731
+            f"The last good checkpoint is {saver.last_saved.directory} "
+            f"(epoch {saver.last_saved.epoch}). "
+            if saver.last_saved is not None
+            else (f"The last good checkpoint is {checkpoint.directory}. " if checkpoint else "")
+        )
+        verbose = 1 if options.verbose is None else options.verbose
+        callbacks = [
+            EMAEvaluation(),
+            cb.NonFiniteGuard(hint),
+            cb.InvertibilityGuard(
+                fixed_images,
+                fixed_labels,
+                training.invertibility_tolerance,
+                training.check_invertibility_every,
+                hint,
+            ),
+            saver,
+            cb.ImageWriter(
+                output_dir,
+                fixed_images,
+                fixed_labels,
+                training.sample_every,
+                summary_dir=os.path.join(output_dir, "tensorboard", "images")
+                if options.tensorboard
+                else None,
+                write=chief,
+            ),
+        ]
+        if options.tensorboard and chief:
+            callbacks.append(
+                keras.callbacks.TensorBoard(
+                    os.path.join(output_dir, "tensorboard"), write_graph=False, update_freq="epoch"
+                )
+            )
+        # The epoch line comes after Keras' progress bar has finished its line.
+        callbacks.append(keras.callbacks.History())
+        if verbose:
+            callbacks.append(keras.callbacks.ProgbarLogger())
+        callbacks.append(
+            cb.EpochLog(
+                os.path.join(output_dir, "log.csv") if chief else None,
+                training.epochs,
+                initial_epoch,
+                best[0],
+                verbose=chief,
+            )
+        )
+        # A resumed run draws a new order rather than replaying the first epochs'.
+        seed = training.seed + initial_epoch
+        started = time.time()
+        try:
+            model.fit(
+                training_dataset(source, training.batch_size, labels, seed=seed),
+                epochs=training.epochs,
+                initial_epoch=initial_epoch,
+                steps_per_epoch=steps_per_epoch,
+                validation_data=evaluation(),
+                callbacks=callbacks,
+                verbose=verbose,
+            )
+        except TrainingStopped as stop:
+            print(f"\nstopped: {stop}", file=sys.stderr, flush=True)
+            return RunResult(1, model)
+        print(
+            f"trained epochs {initial_epoch + 1}..{training.epochs} in "
+            f"{time.time() - started:.0f} s",
+            flush=True,
+        )
+        best = (saver.best_value, saver.best_epoch)
+
+    # Every worker evaluates (the metrics are reduced across workers); the chief writes.
+    with ema_weights(model):
+        final = model.evaluate(evaluation(), verbose=0, return_dict=True)["bits_per_dim"]
+        if chief:
+            cb.write_images(model, output_dir, fixed_images, fixed_labels)
+    if chief:
+        _write_summary(model, output_dir, final, best, max(training.epochs, initial_epoch))
+    return RunResult(0, model)
+
+
+def _write_summary(model, output_dir, final, best, epochs):
+    summary = {
+        "test_bits_per_dim": float(final),
+        "best_test_bits_per_dim": best[0],
+        "best_epoch": best[1],
+        "epochs": epochs,
+        "step": int(model.optimizer.iterations.numpy()),
+    }
+    write_json_atomically(os.path.join(output_dir, "summary.json"), summary)
+    best_text = (
+        f" (best {best[0]:.4f} at epoch {best[1]}, in best.keras)" if best[0] is not None else ""
+    )
+    print(
+        f"test bits/dim: {final:.4f}{best_text}\nwrote {output_dir}/model.keras, "
+        f"samples.png (T = 0.5, 0.7, 1.0), reconstructions.png",
+        flush=True,
+    )
