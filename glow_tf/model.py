@@ -16,7 +16,7 @@ from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_activ
 from glow_tf.flow.multiscale import LevelLayer, MultiScaleFlow, flatten_latents, unflatten_latents
 from glow_tf.nn.conv import LinearZeros
 from glow_tf.objectives import bits_per_dim, classification_bits, standard_normal_log_prob
-from glow_tf.prior import TopPriorLayer
+from glow_tf.prior import TopPriorLayer, check_temperature
 
 __all__ = ["GlowModel", "Encoding"]
 
@@ -273,7 +273,7 @@ class GlowModel(keras.Model):
                     f"flat latents must have shape [batch, {config.num_dims}], got {flat.shape}"
                 )
             latents = unflatten_latents(flat, config.eps_shapes)
-        temperature = _check_temperature(temperature)
+        temperature = check_temperature(temperature)
         y = self._check_y(y, tf.shape(latents[0])[0])
         x = self._compiled(self._decode_latents)(latents, y, temperature)
         return postprocess(x, config.num_bits) if as_uint8 else x
@@ -414,20 +414,6 @@ class GlowModel(keras.Model):
         if isinstance(x, tf.data.Dataset):
             kwargs.setdefault("shuffle", False)  # a Dataset carries its own shuffling
         return super().fit(x, *args, **kwargs)
-
-
-def _check_temperature(temperature) -> tf.Tensor:
-    """A float32 scalar >= 0 (checked eagerly, or asserted inside a tf.function)."""
-    temperature = tf.cast(tf.convert_to_tensor(temperature), tf.float32)
-    if temperature.shape.rank not in (0, None):
-        raise ValueError(f"temperature must be a scalar, got shape {temperature.shape}")
-    message = "temperature must be >= 0 (and not NaN)"
-    if tf.executing_eagerly():
-        if not float(temperature) >= 0:
-            raise ValueError(f"{message}, got {float(temperature)}")
-        return temperature
-    with tf.control_dependencies([tf.debugging.Assert(temperature >= 0, [message, temperature])]):
-        return tf.identity(temperature)
 
 
 def _per_replica_logs(logs: dict) -> dict:

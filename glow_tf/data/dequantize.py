@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-__all__ = ["uniform_noise", "check_noise"]
+__all__ = ["uniform_noise", "bin_centre_noise", "check_noise"]
 
 
 def uniform_noise(shape, num_bits: int, seed=None) -> tf.Tensor:
@@ -39,3 +39,9 @@ def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
     ]
     with tf.control_dependencies(checks):
         return tf.identity(noise)
+
+
+def bin_centre_noise(images, num_bits: int) -> tf.Tensor:
+    """The deterministic dequantisation u = 0.5 / n_bins (each bin's centre), float32
+    of the images' shape: the same image always gives the same flow input."""
+    return tf.fill(tf.shape(images), tf.constant(0.5 / 2**num_bits, tf.float32))

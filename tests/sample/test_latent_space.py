@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf import sampling
-from glow_tf.sample import main as sample_main
+from glow_tf import sample as sampling
+from glow_tf.sample.__main__ import main as sample_main
 from tests.conftest import TINY, tiny_images
 
 
@@ -197,7 +197,10 @@ def test_cli_commands_write_their_files(saved_digits_model, tmp_path, capsys):
 def test_cli_errors_are_messages(saved_digits_model, tmp_path, capsys):
     model = ["--model", saved_digits_model]
     cases = [
-        (["grid", "--model", str(tmp_path / "none.keras"), "--out", "x.png"], "no model file"),
+        (
+            ["grid", "--model", str(tmp_path / "none.keras"), "--out", "x.png"],
+            "model file not found",
+        ),
         (
             [
                 "direction",
