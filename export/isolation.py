@@ -14,11 +14,14 @@ so a wrongly typed input reaches the signature as it is), "saved_model_dirs"
 saved_model_dirs[request_dirs[i]]); outputs.npz gets "<i>/<output>" arrays,
 or "<i>/error_type" and "<i>/error_message" for a request the SavedModel
 rejected, plus "process/*" facts about the child process. This file imports
-nothing from the project on purpose (only numpy, and TensorFlow in the child).
+nothing from the project on purpose (only numpy, and TensorFlow in the child),
+and the child refuses to import glow_tf and export even where they are
+installed (`pip install .`), so a SavedModel that needed them would fail.
 """
 
 from __future__ import annotations
 
+import importlib.abc
 import importlib.util
 import os
 import pathlib
@@ -122,11 +125,32 @@ def run_requests(saved_model_dirs: list[str], request_dirs: list[int], requests:
     return outputs
 
 
+_PROJECT_PACKAGES = ("glow_tf", "export")
+
+
+class _RefuseProjectImports(importlib.abc.MetaPathFinder):
+    """A finder, first on sys.meta_path, that makes the project's packages unimportable."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name.partition(".")[0] in _PROJECT_PACKAGES:
+            message = f"{name} is not importable in the isolated process"
+            raise ModuleNotFoundError(message, name=name)
+        return None
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:
+        return False
+
+
 def _child_main(argv: list[str]) -> int:
     if len(argv) != 2:
         print("usage: python -I export/isolation.py requests.npz outputs.npz", file=sys.stderr)
         return 2
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    sys.meta_path.insert(0, _RefuseProjectImports())
     import tensorflow as tf
 
     requests_path, outputs_path = argv
@@ -135,9 +159,7 @@ def _child_main(argv: list[str]) -> int:
     saved_model_dirs = [str(d) for d in requests.pop("saved_model_dirs")]
     request_dirs = [int(i) for i in requests.pop("request_dirs")]
     outputs = run_requests(saved_model_dirs, request_dirs, requests)
-    outputs["process/glow_tf_importable"] = np.array(
-        importlib.util.find_spec("glow_tf") is not None
-    )
+    outputs["process/glow_tf_importable"] = np.array(_importable("glow_tf"))
     outputs["process/isolated"] = np.array(bool(sys.flags.isolated))
     outputs["process/tensorflow_version"] = np.array(tf.__version__)
     np.savez(outputs_path, **outputs)
