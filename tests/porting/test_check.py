@@ -92,7 +92,7 @@ def test_a_file_that_is_no_glow_model(tmp_path, capsys):
         main(["--model", str(tmp_path / "dense.keras"), "--reference", str(reference)])
         == 2
     )
-    assert "not a GlowModel" in capsys.readouterr().err
+    assert "not a glow_tf GlowModel" in capsys.readouterr().err
     assert (
         main(["--model", str(tmp_path / "none.keras"), "--reference", str(reference)])
         == 2
