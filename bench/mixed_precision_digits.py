@@ -23,6 +23,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 
 from glow_tf import GlowConfig, GlowModel  # noqa: E402
+from glow_tf.data import bin_centre_noise  # noqa: E402
 from glow_tf.data.datasets import load_source  # noqa: E402
 from glow_tf.data.digits import digits_arrays  # noqa: E402
 from glow_tf.data.pipeline import training_dataset  # noqa: E402
@@ -30,7 +31,7 @@ from glow_tf.training.optimizers import initial_loss_scale, make_optimizer  # no
 
 
 def fixed_noise_bits(model, images):
-    noise = np.full(images.shape, 0.5 / model.config.num_bins, np.float32)
+    noise = bin_centre_noise(images, model.config.num_bits)
     return float(np.mean(model.bits_per_dim(images, noise=noise)))
 
 

@@ -32,9 +32,9 @@ import onnx  # noqa: E402
 import onnxruntime  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from export.onnx_export import convert_to_onnx  # noqa: E402
+from export.onnx import convert_to_onnx  # noqa: E402
 from export.saved_model import write_saved_model  # noqa: E402
-from export.serving import ServedGlow  # noqa: E402
+from export.served import ServedGlow  # noqa: E402
 from glow_tf import GlowConfig, GlowModel  # noqa: E402
 
 TEMPERATURE = 0.7

@@ -6,15 +6,17 @@
 
 writes exports/<name>/<version>/ (see export/README.md) and prints what it
 wrote. Exit status 0 on success, 2 for bad arguments or input (a missing or
-non-glow_tf model file, an existing version without --overwrite).
+non-glow_tf model file, an existing version without --overwrite), with one
+line `python -m export: error: ...` on stderr.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import pathlib
 import sys
+
+from glow_tf.cli import command
 
 __all__ = ["main"]
 
@@ -77,33 +79,29 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@command("python -m export")
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from export.exporter import export_model, parse_formats
-    from export.loading import load_glow_model
-    from export.onnx_export import DEFAULT_OPSET
-    from export.serving import DEFAULT_MAX_NUM_SAMPLES
+    from export.onnx import DEFAULT_OPSET
+    from export.served import DEFAULT_MAX_NUM_SAMPLES
+    from glow_tf.saving import load_glow_model
 
-    try:
-        formats = parse_formats(args.formats)
-        model = load_glow_model(args.model)
-        version_dir = export_model(
-            model,
-            args.out,
-            name=args.name,
-            version=args.version,
-            formats=formats,
-            batch_size=args.batch_size,
-            overwrite=args.overwrite,
-            max_num_samples=args.max_samples or DEFAULT_MAX_NUM_SAMPLES,
-            opset=DEFAULT_OPSET if args.opset is None else args.opset,
-            source=str(args.model),
-        )
-    except (FileNotFoundError, FileExistsError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    formats = parse_formats(args.formats)
+    model = load_glow_model(args.model)
+    version_dir = export_model(
+        model,
+        args.out,
+        name=args.name,
+        version=args.version,
+        formats=formats,
+        batch_size=args.batch_size,
+        overwrite=args.overwrite,
+        max_num_samples=args.max_samples or DEFAULT_MAX_NUM_SAMPLES,
+        opset=DEFAULT_OPSET if args.opset is None else args.opset,
+        source=str(args.model),
+    )
     print(f"exported {args.model} -> {version_dir}")
     for path in sorted(version_dir.iterdir()):
         print(f"  {path.name}{'/' if path.is_dir() else ''}")

@@ -21,9 +21,9 @@ import onnx
 import tensorflow as tf
 
 from export.layout import METADATA_FILE, staged_version_dir
-from export.onnx_export import DEFAULT_OPSET, check_onnx_export, write_onnx
+from export.onnx import DEFAULT_OPSET, check_onnx_export, write_onnx
 from export.saved_model import DEFAULT_SIGNATURE, write_saved_model
-from export.serving import DEFAULT_MAX_NUM_SAMPLES, ONNX_GRAPHS, SIGNATURES, ServedGlow
+from export.served import DEFAULT_MAX_NUM_SAMPLES, ONNX_GRAPHS, SIGNATURES, ServedGlow
 from glow_tf import GlowModel
 
 __all__ = ["export_model", "parse_formats", "FORMATS"]

@@ -3,8 +3,9 @@
 TF Serving watches OUT/<name>/ (its `--model_base_path`) and serves the
 highest numbered version directory; anything not named by an integer is
 ignored. An export is written into a hidden staging directory next to its
-version directory and renamed into place when complete, so the server never
-sees half a model and a failed export leaves an existing version untouched.
+version directory and renamed into place when complete
+(`glow_tf.saving.staged_directory`), so the server never sees half a model
+and a failed export leaves an existing version untouched.
 """
 
 from __future__ import annotations
@@ -12,9 +13,9 @@ from __future__ import annotations
 import contextlib
 import pathlib
 import re
-import shutil
-import tempfile
 from collections.abc import Iterator
+
+from glow_tf.saving import staged_directory
 
 __all__ = [
     "METADATA_FILE",
@@ -84,28 +85,8 @@ def staged_version_dir(
             f"{final} already exists; pass --overwrite (overwrite=True) to replace it, or "
             "choose another --version"
         )
-    model_dir.mkdir(parents=True, exist_ok=True)
-    staging = pathlib.Path(tempfile.mkdtemp(prefix=f".staging-{version}-", dir=model_dir))
-    staging.chmod(0o755)  # mkdtemp's 0o700 would hide the version from a server run as another user
-    try:
+    with staged_directory(final, overwrite=overwrite) as staging:
         yield staging, version
-        if final.exists():
-            retired = pathlib.Path(tempfile.mkdtemp(prefix=f".replaced-{version}-", dir=model_dir))
-            final.rename(retired / "old")
-            try:
-                staging.rename(final)
-            except BaseException:
-                (retired / "old").rename(final)  # put the old version back
-                raise
-            finally:
-                if not (retired / "old").exists():
-                    shutil.rmtree(retired)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def find_version_dir(

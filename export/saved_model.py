@@ -1,7 +1,7 @@
 """The SavedModel: TF Serving's format, with the served functions as named signatures.
 
     saved_model.pb   signatures serving_default (= sample), sample, decode,
-                     decode_levels, encode, encode_with_noise (see `export.serving`)
+                     decode_levels, encode, encode_with_noise (see `export.served`)
     variables/       the weights the signatures read
 
 Loading needs TensorFlow only: no glow_tf, no Keras, no TFP, no Python state
@@ -14,7 +14,7 @@ import pathlib
 
 import tensorflow as tf
 
-from export.serving import ServedGlow
+from export.served import ServedGlow
 from glow_tf import precomputed_inverses
 
 __all__ = ["write_saved_model", "DEFAULT_SIGNATURE"]

@@ -30,6 +30,8 @@ import sys
 
 import numpy as np
 
+from glow_tf.cli import command
+
 __all__ = ["Tolerances", "Check", "pixel_agreement", "verify_export", "main"]
 
 
@@ -73,17 +75,10 @@ def _max_abs(a, b) -> float:
     return float(np.max(np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)), initial=0))
 
 
-def _split_levels(flat: np.ndarray, shapes) -> list[np.ndarray]:
-    sizes = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-    return [
-        part.reshape(-1, *shape)
-        for part, shape in zip(np.split(flat, sizes, axis=1), shapes, strict=True)
-    ]
-
-
 def _reference(model, batch: int, temperature: float, seed: int) -> dict:
     """The inputs of the batch and the Keras model's outputs on them."""
     from glow_tf import postprocess
+    from glow_tf.data.dequantize import bin_centre_noise
 
     config = model.config
     rng = np.random.default_rng(seed)
@@ -94,7 +89,7 @@ def _reference(model, batch: int, temperature: float, seed: int) -> dict:
     continuous = model.decode(eps, y=labels, temperature=temperature, as_uint8=False).numpy()
     images = postprocess(continuous, config.num_bits).numpy()
     noise = rng.uniform(0, 1 / config.num_bins, images.shape).astype(np.float32)
-    centre = np.full(images.shape, 0.5 / config.num_bins, np.float32)
+    centre = bin_centre_noise(images, config.num_bits).numpy()
     encodings = {}
     for name, value in (("encode", centre), ("encode_with_noise", noise)):
         encoding = model.encode(images, y=labels, noise=value)
@@ -116,10 +111,13 @@ def _with_labels(inputs: dict, labels) -> dict:
 
 
 def _saved_model_checks(version_dir, config, ref, tolerances) -> list[Check]:
+    import tensorflow as tf
+
     from export.isolation import run_isolated
+    from glow_tf.flow.multiscale import unflatten_latents
 
     labels, temperature = ref["labels"], np.array(ref["temperature"], np.float32)
-    levels = _split_levels(ref["eps"], ref["latent_shapes"])
+    levels = [eps.numpy() for eps in unflatten_latents(tf.constant(ref["eps"]), ref["latent_shapes"])]
     requests = [
         ("decode", _with_labels({"eps": ref["eps"], "temperature": temperature}, labels)),
         (
@@ -182,7 +180,7 @@ def _onnx_checks(version_dir, config, ref, tolerances) -> list[Check]:
     import onnx
     import onnxruntime
 
-    from export.onnx_export import non_default_domain_ops
+    from export.onnx import non_default_domain_ops
 
     checks = []
     labels = ref["labels"]
@@ -261,6 +259,7 @@ def verify_export(
     return checks
 
 
+@command("python -m export.verify")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m export.verify",
@@ -279,16 +278,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch must be >= 1 and --temperature >= 0")
 
     from export.layout import find_version_dir
-    from export.loading import load_glow_model
+    from glow_tf.saving import load_glow_model
 
-    try:
-        version_dir = find_version_dir(args.dir, args.name, args.version)
-        model = load_glow_model(args.model)
-        print(f"export {version_dir}\nmodel  {args.model}  ({model.config.to_dict()})")
-        checks = verify_export(version_dir, model, args.batch, args.temperature, args.seed)
-    except (FileNotFoundError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    version_dir = find_version_dir(args.dir, args.name, args.version)
+    model = load_glow_model(args.model)
+    print(f"export {version_dir}\nmodel  {args.model}  ({model.config.to_dict()})")
+    checks = verify_export(version_dir, model, args.batch, args.temperature, args.seed)
     print(f"{'check':<46} {'measured':>12}   {'limit':<14} result")
     for check in checks:
         print(check.line())

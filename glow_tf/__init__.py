@@ -18,7 +18,10 @@ Data flow (encode; decode runs it backwards):
 
 import os
 
+from glow_tf.cli import quiet_tensorflow_for_commands
+
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+quiet_tensorflow_for_commands()  # before TensorFlow is imported (see glow_tf.cli)
 
 import keras  # noqa: E402
 

@@ -1,4 +1,4 @@
-"""The top prior: a learned, optionally class-conditional diagonal Gaussian."""
+"""The top prior: a learned, optionally class-conditional diagonal Gaussian; the temperature."""
 
 from __future__ import annotations
 
@@ -10,7 +10,32 @@ import tensorflow as tf
 from glow_tf.flow.standardize import Standardize
 from glow_tf.nn.conv import LinearZeros, ZeroConv2D
 
-__all__ = ["TopPriorLayer"]
+__all__ = ["TopPriorLayer", "check_temperature"]
+
+TEMPERATURE_MESSAGE = "temperature must be >= 0 and finite"
+
+
+def check_temperature(temperature) -> tf.Tensor:
+    """The sampling temperature T as a float32 scalar, checked: T >= 0 and finite.
+
+    Latents are multiplied by T before the inverse flow (OpenAI's eps_std),
+    so T = 0 decodes each level's prior mean. Checked eagerly (ValueError),
+    or by assert ops inside a tf.function (InvalidArgumentError).
+    """
+    temperature = tf.cast(tf.convert_to_tensor(temperature), tf.float32)
+    if temperature.shape.rank not in (0, None):
+        raise ValueError(f"temperature must be a scalar, got shape {temperature.shape}")
+    if tf.executing_eagerly():
+        value = float(temperature)
+        if not (value >= 0 and value != float("inf")):
+            raise ValueError(f"{TEMPERATURE_MESSAGE}, got {value}")
+        return temperature
+    checks = [
+        tf.debugging.assert_all_finite(temperature, TEMPERATURE_MESSAGE),
+        tf.debugging.assert_greater_equal(temperature, 0.0, message=TEMPERATURE_MESSAGE),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(temperature)
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
@@ -40,7 +65,9 @@ class TopPriorLayer(keras.layers.Layer):
         self.num_classes = num_classes
         channels = self.top_shape[-1]
         policy = self.dtype_policy
-        self.learned = ZeroConv2D(2 * channels, 3, dtype=policy, name="learned") if learn_top else None
+        self.learned = (
+            ZeroConv2D(2 * channels, 3, dtype=policy, name="learned") if learn_top else None
+        )
         self.class_embedding = (
             LinearZeros(2 * channels, dtype=policy, name="class_embedding") if num_classes else None
         )

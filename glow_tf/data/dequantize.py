@@ -7,7 +7,7 @@ import math
 import keras
 import tensorflow as tf
 
-__all__ = ["UniformDequantization", "uniform_noise", "check_noise"]
+__all__ = ["UniformDequantization", "uniform_noise", "bin_centre_noise", "check_noise"]
 
 
 def uniform_noise(shape, num_bits: int, seed=None) -> tf.Tensor:
@@ -42,6 +42,12 @@ def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
     ]
     with tf.control_dependencies(checks):
         return tf.identity(noise)
+
+
+def bin_centre_noise(images, num_bits: int) -> tf.Tensor:
+    """The deterministic dequantisation u = 0.5 / n_bins (each bin's centre), float32
+    of the images' shape: the same image always gives the same flow input."""
+    return tf.fill(tf.shape(images), tf.constant(0.5 / 2**num_bits, tf.float32))
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")

@@ -26,6 +26,7 @@ from glow_tf.flow.multiscale import (
     unflatten_latents,
 )
 from glow_tf.objectives import bits_per_dim, standard_normal_log_prob
+from glow_tf.prior import check_temperature
 
 __all__ = ["FlowModel", "Encoding"]
 
@@ -296,7 +297,7 @@ class FlowModel(keras.Model):
                     f"flat latents must have shape [batch, {num_dims}], got {flat.shape}"
                 )
             latents = unflatten_latents(flat, shapes)
-        temperature = _check_temperature(temperature)
+        temperature = check_temperature(temperature)
         y = self._check_y(y, tf.shape(latents[0])[0])
         x = self._compiled(self._decode_latents)(latents, y, temperature)
         return postprocess(x, self.config.num_bits) if as_uint8 else x
@@ -430,18 +431,6 @@ class FlowModel(keras.Model):
         return super().fit(x, *args, **kwargs)
 
 
-def _check_temperature(temperature) -> tf.Tensor:
-    """A float32 scalar >= 0 (checked eagerly, or asserted inside a tf.function)."""
-    temperature = tf.cast(tf.convert_to_tensor(temperature), tf.float32)
-    if temperature.shape.rank not in (0, None):
-        raise ValueError(f"temperature must be a scalar, got shape {temperature.shape}")
-    message = "temperature must be >= 0 (and not NaN)"
-    if tf.executing_eagerly():
-        if not float(temperature) >= 0:
-            raise ValueError(f"{message}, got {float(temperature)}")
-        return temperature
-    with tf.control_dependencies([tf.debugging.Assert(temperature >= 0, [message, temperature])]):
-        return tf.identity(temperature)
 
 
 def _clip_global_gradient(gradients, clip_norm: float, optimizer):

@@ -10,7 +10,6 @@ Command lines: `python -m glow_tf.porting.convert` and `python -m
 glow_tf.porting.check`; see glow_tf/porting/README.md.
 """
 
-from glow_tf.porting.check import Comparison, compare_with_reference, format_report
 from glow_tf.porting.checkpoint import read_checkpoint
 from glow_tf.porting.frozen_graph import read_frozen_graph
 from glow_tf.porting.hps import HpsError, config_from_hps, read_hps
@@ -52,3 +51,15 @@ __all__ = [
     "read_frozen_graph",
     "read_hps",
 ]
+
+_CHECK_NAMES = ("Comparison", "compare_with_reference", "format_report")
+
+
+def __getattr__(name: str):
+    # check.py is also a command line: imported here eagerly, `python -m
+    # glow_tf.porting.check` would find it imported before running it (runpy warns)
+    if name in _CHECK_NAMES:
+        from glow_tf.porting import check
+
+        return getattr(check, name)
+    raise AttributeError(f"module 'glow_tf.porting' has no attribute {name!r}")

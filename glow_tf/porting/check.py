@@ -34,8 +34,10 @@ import sys
 import numpy as np
 import tensorflow as tf
 
+from glow_tf.cli import command
 from glow_tf.flow.intermediates import recording_intermediates
 from glow_tf.objectives import classification_bits, standard_normal_log_prob
+from glow_tf.saving import load_glow_model
 
 __all__ = ["Comparison", "compare_with_reference", "format_report", "main", "TOLERANCE"]
 
@@ -212,9 +214,7 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
         _forward(model, images, noise, y, collect)
         log_prob = model.log_prob(images, y, noise=noise)
         collect.nats("objective", log_prob)
-        collect.nats(
-            "logpx_continuous", log_prob + config.num_dims * math.log(config.num_bins)
-        )
+        collect.nats("logpx_continuous", log_prob + config.num_dims * math.log(config.num_bins))
         collect.tensor("bits_x", encoding.bits_per_dim)
         results += collect.results
     codec_path = os.path.join(reference_dir, "ref_encode_decode.npz")
@@ -227,9 +227,7 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
             collect.tensor("x_rec", model.decode(feps, y), tolerance=0.0)
             collect.tensor("x_rec_cont", model.decode(feps, y, as_uint8=False))
         results += collect.results
-    for samples_path in sorted(
-        glob.glob(os.path.join(reference_dir, "ref_samples_t*.npz"))
-    ):
+    for samples_path in sorted(glob.glob(os.path.join(reference_dir, "ref_samples_t*.npz"))):
         samples = _load_npz(samples_path)
         results += _compare_samples(
             model, samples, os.path.basename(samples_path)[len("ref_") : -4]
@@ -288,6 +286,7 @@ def format_report(comparisons: list[Comparison]) -> str:
     return "\n".join(lines)
 
 
+@command("python -m glow_tf.porting.check")
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m glow_tf.porting.check",
@@ -301,21 +300,11 @@ def main(argv=None) -> int:
         help="a folder laid out like the OpenAI reference fixtures (ref_A)",
     )
     args = parser.parse_args(argv)
-    import keras
-
-    from glow_tf.models import GlowModel  # registers the serialisable classes
-
     try:
-        model = keras.models.load_model(args.model)
-        if not isinstance(model, GlowModel):
-            raise TypeError(
-                f"{args.model} holds a {type(model).__name__}, not a GlowModel"
-            )
-        comparisons = compare_with_reference(model, args.reference)
-    except (OSError, ValueError, TypeError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        print("FAIL")
-        return 2
+        comparisons = compare_with_reference(load_glow_model(args.model), args.reference)
+    except Exception:
+        print("FAIL")  # the last line is always the verdict; the error follows on stderr
+        raise
     print(format_report(comparisons))
     return 0 if all(c.passed for c in comparisons) else 1
 

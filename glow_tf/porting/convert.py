@@ -6,16 +6,17 @@
 
 Prints where the weights came from, the inferred config (each field with its
 origin: weights, hps or flag), notes, and how many variables were mapped.
-On any error it prints `error: ...`, exits with status 2 and writes nothing.
+On any error it prints `python -m glow_tf.porting.convert: error: ...`, exits
+with status 2 and writes nothing.
 `--dry-run` maps every name without writing a model.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
+
+from glow_tf.cli import command
 
 __all__ = ["main"]
 
@@ -40,9 +41,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="hps.json",
         help="the run's hyper-parameters: hps.json, or train.py's train.txt log",
     )
-    parser.add_argument(
-        "--image-size", type=int, metavar="N", help="image height = width"
-    )
+    parser.add_argument("--image-size", type=int, metavar="N", help="image height = width")
     parser.add_argument("--n-bits", type=int, metavar="B", help="n_bits_x of the run")
     parser.add_argument(
         "--ema",
@@ -56,9 +55,7 @@ def _parser() -> argparse.ArgumentParser:
         help="classifier loss weight, for models with a classifier head",
     )
     target = parser.add_mutually_exclusive_group(required=True)
-    target.add_argument(
-        "--out", metavar="model.keras", help="where to save the GlowModel"
-    )
+    target.add_argument("--out", metavar="model.keras", help="where to save the GlowModel")
     target.add_argument(
         "--dry-run",
         action="store_true",
@@ -67,30 +64,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _save_atomically(model, path: str) -> None:
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(suffix=".keras", dir=directory)
-    os.close(handle)
-    try:
-        model.save(temporary)
-        os.replace(temporary, path)
-    finally:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-
-
+@command("python -m glow_tf.porting.convert")
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     if args.out is not None and not args.out.endswith(".keras"):
-        print(f"error: --out must end with .keras, got {args.out!r}", file=sys.stderr)
-        return 2
+        raise ValueError(f"--out must end with .keras, got {args.out!r}")
     if args.ema and args.graph:
-        print(
-            "error: --ema applies to checkpoints; a frozen graph holds one set of weights",
-            file=sys.stderr,
-        )
-        return 2
+        raise ValueError("--ema applies to checkpoints; a frozen graph holds one set of weights")
     import numpy as np
 
     from glow_tf.porting.checkpoint import read_checkpoint
@@ -98,52 +78,43 @@ def main(argv=None) -> int:
     from glow_tf.porting.hps import read_hps
     from glow_tf.porting.infer_config import infer_config
     from glow_tf.porting.port import plan_port, port_openai_weights
+    from glow_tf.saving import save_keras_atomically
 
-    try:
-        hps = read_hps(args.hps) if args.hps else None
-        if args.checkpoint:
-            weights = read_checkpoint(args.checkpoint, ema=args.ema)
-        else:
-            weights = read_frozen_graph(args.graph)
-        options = dict(
-            image_size=args.image_size,
-            num_bits=args.n_bits,
-            weight_y=args.weight_y,
-            hps=hps,
-        )
-        for note in weights.notes:
-            print(note)
-        if args.dry_run:
-            inferred = infer_config(
-                weights.shapes, image_shape_hint=weights.image_shape, **options
-            )
-            plan = plan_port(weights.shapes, inferred.config)
-            print("inferred config:")
-            print(inferred.describe())
-            for note in inferred.notes:
-                print(f"note: {note}")
-            for name, path in plan:
-                print(f"  {name:<48} -> {path}")
-            print(
-                f"dry run: all {len(plan)} variables map onto the model; nothing written"
-            )
-            return 0
-        result = port_openai_weights(weights, **options)
+    hps = read_hps(args.hps) if args.hps else None
+    if args.checkpoint:
+        weights = read_checkpoint(args.checkpoint, ema=args.ema)
+    else:
+        weights = read_frozen_graph(args.graph)
+    options = dict(
+        image_size=args.image_size,
+        num_bits=args.n_bits,
+        weight_y=args.weight_y,
+        hps=hps,
+    )
+    for note in weights.notes:
+        print(note)
+    if args.dry_run:
+        inferred = infer_config(weights.shapes, image_shape_hint=weights.image_shape, **options)
+        plan = plan_port(weights.shapes, inferred.config)
         print("inferred config:")
-        print(result.inferred.describe())
-        for note in result.inferred.notes:
+        print(inferred.describe())
+        for note in inferred.notes:
             print(f"note: {note}")
-        parameters = sum(
-            int(np.prod(w.shape)) for w in result.model.weights if w.trainable
-        )
-        print(
-            f"mapped {result.num_variables} OpenAI variables onto {result.num_weights} weights "
-            f"of a GlowModel ({parameters:,} trainable parameters)"
-        )
-        _save_atomically(result.model, args.out)
-    except (ValueError, OSError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        for name, path in plan:
+            print(f"  {name:<48} -> {path}")
+        print(f"dry run: all {len(plan)} variables map onto the model; nothing written")
+        return 0
+    result = port_openai_weights(weights, **options)
+    print("inferred config:")
+    print(result.inferred.describe())
+    for note in result.inferred.notes:
+        print(f"note: {note}")
+    parameters = sum(int(np.prod(w.shape)) for w in result.model.weights if w.trainable)
+    print(
+        f"mapped {result.num_variables} OpenAI variables onto {result.num_weights} weights "
+        f"of a GlowModel ({parameters:,} trainable parameters)"
+    )
+    save_keras_atomically(result.model, args.out)
     print(f"wrote {args.out}")
     return 0
 

@@ -16,14 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from glow_tf.sampling import (
-    DEFAULT_TEMPERATURES,
-    image_grid,
-    reconstructions,
-    temperature_grid,
-    write_png,
-)
-from glow_tf.training.checkpoint import CheckpointStore, save_keras_atomically
+from glow_tf.data.dequantize import bin_centre_noise
+from glow_tf.sample.images import image_grid, write_png
+from glow_tf.sample.latent_space import DEFAULT_TEMPERATURES, reconstructions, temperature_grid
+from glow_tf.saving import save_keras_atomically
+from glow_tf.training.checkpoint import CheckpointStore
 from glow_tf.training.ema import ema_weights
 from glow_tf.training.errors import TrainingStopped
 
@@ -174,8 +171,7 @@ class InvertibilityGuard(keras.callbacks.Callback):
 
     def reconstruction_error(self) -> float:
         model = self.model
-        num_bits = model.config.num_bits
-        noise = np.full(self.images.shape, 0.5 / 2**num_bits, np.float32)
+        noise = bin_centre_noise(self.images, model.config.num_bits)
         x = model.flow_input(self.images, noise)
         encoding = model.encode(self.images, y=self.labels, noise=noise)
         x_back = model.decode(encoding.latents, y=self.labels, as_uint8=False)

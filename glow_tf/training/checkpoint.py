@@ -6,9 +6,9 @@ Layout under the run's `checkpoints/` directory:
     epoch-0007/model.keras   weights, optimizer state (slots, step count, EMA)
     epoch-0007/state.json    {"epoch": 7, "step": ..., "config": GlowConfig dict, ...}
 
-A checkpoint is written into a hidden `.partial-*` directory first and renamed
-into place (an atomic rename), so a directory named `epoch-*` is always
-complete. The newest `keep` checkpoints are kept.
+A checkpoint is written into a hidden staging directory first and renamed
+into place (`glow_tf.saving.staged_directory`), so a directory named
+`epoch-*` is always complete. The newest `keep` checkpoints are kept.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ import json
 import os
 import re
 import shutil
-from typing import Any
+
+from glow_tf.saving import save_keras_atomically, staged_directory, write_json_atomically
 
 __all__ = ["Checkpoint", "CheckpointStore", "write_json_atomically", "save_keras_atomically"]
 
@@ -42,23 +43,6 @@ class Checkpoint:
     @property
     def step(self) -> int:
         return int(self.state.get("step", 0))
-
-
-def write_json_atomically(path: str, data: Any) -> None:
-    """json.dump to `path` through a temporary file and an atomic rename."""
-    temporary = f"{path}.partial"
-    with open(temporary, "w") as file:
-        json.dump(data, file, indent=1, sort_keys=True)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
-
-
-def save_keras_atomically(model, path: str) -> None:
-    """`model.save(path)` through a temporary file and an atomic rename."""
-    temporary = os.path.join(os.path.dirname(path) or ".", f".partial-{os.path.basename(path)}")
-    model.save(temporary)
-    os.replace(temporary, path)
 
 
 class CheckpointStore:
@@ -97,18 +81,11 @@ class CheckpointStore:
     def save(self, model, epoch: int, state: dict) -> Checkpoint:
         """Writes the model (with its optimizer) and `state` as checkpoint
         `epoch`, then removes all but the newest `keep` checkpoints."""
-        os.makedirs(self.directory, exist_ok=True)
-        name = f"epoch-{epoch:04d}"
-        partial = os.path.join(self.directory, f".partial-{name}")
-        final = os.path.join(self.directory, name)
-        shutil.rmtree(partial, ignore_errors=True)
-        os.makedirs(partial)
-        model.save(os.path.join(partial, MODEL_FILE))
+        final = os.path.join(self.directory, f"epoch-{epoch:04d}")
         state = {**state, "epoch": epoch}
-        write_json_atomically(os.path.join(partial, STATE_FILE), state)
-        if os.path.exists(final):
-            shutil.rmtree(final)
-        os.rename(partial, final)
+        with staged_directory(final, overwrite=True) as staging:
+            model.save(os.path.join(staging, MODEL_FILE))
+            write_json_atomically(os.path.join(staging, STATE_FILE), state)
         for old in self.checkpoints()[: -self.keep]:
             shutil.rmtree(old.directory, ignore_errors=True)
         return Checkpoint(final, epoch, state)

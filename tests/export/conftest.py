@@ -22,10 +22,12 @@ import sys
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from export import export_model
 from export.isolation import IsolatedRun, run_isolated
 from glow_tf import GlowConfig, GlowModel
+from glow_tf.flow import unflatten_latents
 from glow_tf.porting.openai_names import load_openai_weights
 from tests.conftest import REPO_ROOT, Reference, tiny_images
 
@@ -98,14 +100,9 @@ def make_inputs(config: GlowConfig, batch: int, seed: int) -> dict:
 
 
 def split_levels(flat: np.ndarray, config: GlowConfig) -> dict:
-    """{"eps_i": [B, h_i, w_i, c_i]} of flat latents, in flatten_latents' (h, w, c) order."""
-    shapes = GlowModel.latent_shapes_for(config)
-    sizes = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
-    parts = np.split(flat, sizes, axis=1)
-    return {
-        f"eps_{i}": part.reshape(-1, *shape)
-        for i, (part, shape) in enumerate(zip(parts, shapes, strict=True))
-    }
+    """{"eps_i": [B, h_i, w_i, c_i]} of flat latents [B, D] (`unflatten_latents`)."""
+    levels = unflatten_latents(tf.constant(flat), GlowModel.latent_shapes_for(config))
+    return {f"eps_{i}": eps.numpy() for i, eps in enumerate(levels)}
 
 
 def _export(name: str, root: pathlib.Path) -> Exported:

@@ -10,9 +10,10 @@ import onnxruntime
 import pytest
 
 from export import ServedGlow, export_model
-from export.onnx_export import convert_to_onnx, non_default_domain_ops
+from export.onnx import convert_to_onnx, non_default_domain_ops
 from export.verify import pixel_agreement
 from glow_tf import GlowConfig, GlowModel, postprocess
+from glow_tf.data import bin_centre_noise
 from tests.conftest import tiny_images
 from tests.export.conftest import BATCH_SIZES, TEMPERATURE
 
@@ -47,7 +48,7 @@ def test_encoder_matches_tensorflow(exported, batch):
     inputs = exported.inputs[batch]
     images = inputs["images"]
     outputs = _run(_session(exported, "encoder"), exported.with_labels({"images": images}, batch))
-    noise = np.full(images.shape, 0.5 / exported.config.num_bins, np.float32)
+    noise = bin_centre_noise(images, exported.config.num_bits)
     encoding = exported.model.encode(images, y=inputs["labels"], noise=noise)
     np.testing.assert_allclose(outputs["bits_per_dim"], encoding.bits_per_dim, rtol=1e-5, atol=0)
     np.testing.assert_allclose(outputs["eps"], encoding.flat, atol=1e-4)

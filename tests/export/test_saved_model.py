@@ -13,6 +13,7 @@ import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
 from glow_tf import postprocess
+from glow_tf.data import bin_centre_noise
 from tests.export.conftest import BATCH_SIZES, TEMPERATURE, split_levels
 
 EXAMPLES = pathlib.Path(__file__).parents[2] / "export" / "examples"
@@ -23,10 +24,6 @@ LINEAR_ALGEBRA_OPS = {
     "MatrixDeterminant",
     "LogMatrixDeterminant",
 }
-
-
-def _centre_noise(images, num_bits):
-    return np.full(images.shape, 0.5 / 2**num_bits, np.float32)
 
 
 def test_layout_is_tf_servings(exported):
@@ -68,7 +65,7 @@ def test_encode_equals_the_keras_model(exported, isolated, batch):
     inputs = exported.inputs[batch]
     images = inputs["images"]
     noises = {
-        "encode": _centre_noise(images, exported.config.num_bits),
+        "encode": bin_centre_noise(images, exported.config.num_bits),
         "encode_with_noise": inputs["noise"],
     }
     for signature, noise in noises.items():

@@ -13,9 +13,7 @@ from tests.conftest import Reference
 @pytest.fixture(scope="module")
 def ref_a():
     reference = Reference("ref_A")
-    result = port_checkpoint(
-        reference.dir / "ckpt_trained", hps=reference.dir / "hps.json"
-    )
+    result = port_checkpoint(reference.dir / "ckpt_trained", hps=reference.dir / "hps.json")
     return reference, result.model
 
 
@@ -44,9 +42,7 @@ def test_a_wrong_weight_fails_and_the_first_mismatch_names_the_layer(ref_a):
     failing = [c.name for c in comparisons if not c.passed]
     assert failing[0] == "step1_1_nn"
     assert {"bits_x", "feps", "x_rec"} <= set(failing)
-    assert all(
-        c.passed for c in comparisons if c.name.startswith(("step0_", "step1_0_"))
-    )
+    assert all(c.passed for c in comparisons if c.name.startswith(("step0_", "step1_0_")))
 
 
 def test_exit_status(ref_a, tmp_path, capsys):
@@ -88,22 +84,14 @@ def test_a_file_that_is_no_glow_model(tmp_path, capsys):
     other = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     other.save(tmp_path / "dense.keras")
     reference = Reference("ref_A").dir
-    assert (
-        main(["--model", str(tmp_path / "dense.keras"), "--reference", str(reference)])
-        == 2
-    )
-    assert "not a GlowModel" in capsys.readouterr().err
-    assert (
-        main(["--model", str(tmp_path / "none.keras"), "--reference", str(reference)])
-        == 2
-    )
+    assert main(["--model", str(tmp_path / "dense.keras"), "--reference", str(reference)]) == 2
+    assert "not a glow_tf GlowModel" in capsys.readouterr().err
+    assert main(["--model", str(tmp_path / "none.keras"), "--reference", str(reference)]) == 2
 
 
 def test_images_of_another_size_are_an_error(ref_a, tmp_path):
     _, model = ref_a
     np.save(tmp_path / "x_ref.npy", np.zeros((2, 8, 8, 3), np.uint8))
     np.save(tmp_path / "noise_ref.npy", np.zeros((2, 8, 8, 3), np.float32))
-    with pytest.raises(
-        ValueError, match=r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"
-    ):
+    with pytest.raises(ValueError, match=r"shape \(8, 8, 3\), the model expects \(16, 16, 3\)"):
         compare_with_reference(model, tmp_path)

@@ -21,10 +21,9 @@ dataset's labels, or `--label` for samples. Every command writes one PNG
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from glow_tf.cli import command
 
 __all__ = ["main", "build_parser"]
 
@@ -79,19 +78,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_model(path):
-    import keras
-
-    from glow_tf import GlowModel
-
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"no model file at {path!r}")
-    model = keras.models.load_model(path, compile=False)
-    if not isinstance(model, GlowModel):
-        raise ValueError(f"{path!r} holds a {type(model).__name__}, not a GlowModel")
-    return model
-
-
 def _source(args, model):
     from glow_tf.data.datasets import load_source
 
@@ -126,9 +112,10 @@ def _test_images(args, model, count):
 def run(args) -> str:
     import numpy as np
 
-    from glow_tf import sampling
+    from glow_tf import sample as experiments
+    from glow_tf.saving import load_glow_model
 
-    model = _load_model(args.model)
+    model = load_glow_model(args.model)
     config = model.config
     scale = args.scale or max(1, 64 // config.image_shape[0])
 
@@ -142,16 +129,18 @@ def run(args) -> str:
             )
         elif args.label is not None:
             raise ValueError("--label needs a class-conditional model")
-        images = sampling.temperature_grid(
+        images = experiments.temperature_grid(
             model, args.temperatures, args.per_row, args.seed, y=labels
         )
-        return sampling.write_png(args.out, sampling.image_grid(images, args.per_row, scale=scale))
+        return experiments.write_png(
+            args.out, experiments.image_grid(images, args.per_row, scale=scale)
+        )
 
     if args.command == "reconstruct":
         images, labels = _test_images(args, model, args.count)
-        pairs = sampling.reconstructions(model, images, labels)
-        return sampling.write_png(
-            args.out, sampling.image_grid(pairs, 2 * min(args.count, 4), scale=scale)
+        pairs = experiments.reconstructions(model, images, labels)
+        return experiments.write_png(
+            args.out, experiments.image_grid(pairs, 2 * min(args.count, 4), scale=scale)
         )
 
     if args.command == "interpolate":
@@ -164,10 +153,10 @@ def run(args) -> str:
             if labels is not None:
                 label = labels[first]
             strips.append(
-                sampling.interpolation(model, images[first], images[second], args.steps, y=label)
+                experiments.interpolation(model, images[first], images[second], args.steps, y=label)
             )
-        grid = sampling.image_grid(np.concatenate(strips), args.steps, scale=scale)
-        return sampling.write_png(args.out, grid)
+        grid = experiments.image_grid(np.concatenate(strips), args.steps, scale=scale)
+        return experiments.write_png(args.out, grid)
 
     if args.command == "direction":
         from glow_tf.data.pipeline import fixed_batch
@@ -187,8 +176,10 @@ def run(args) -> str:
                 raise ValueError(f"dataset {source.name!r} has no class labels for --label")
             has = batch["label"] == args.label
             name = f"label={args.label}"
-        direction = sampling.attribute_direction(model, batch["image"], has, _labels(model, batch))
-        return sampling.save_direction(
+        direction = experiments.attribute_direction(
+            model, batch["image"], has, _labels(model, batch)
+        )
+        return experiments.save_direction(
             args.out,
             direction,
             attribute=name,
@@ -199,22 +190,18 @@ def run(args) -> str:
         )
 
     if args.command == "manipulate":
-        direction, _ = sampling.load_direction(args.direction, config.num_dims)
+        direction, _ = experiments.load_direction(args.direction, config.num_dims)
         images, labels = _test_images(args, model, args.count)
-        strips = sampling.manipulation(model, images, direction, args.strengths, labels)
-        grid = sampling.image_grid(strips, len(args.strengths), scale=scale)
-        return sampling.write_png(args.out, grid)
+        strips = experiments.manipulation(model, images, direction, args.strengths, labels)
+        grid = experiments.image_grid(strips, len(args.strengths), scale=scale)
+        return experiments.write_png(args.out, grid)
     raise ValueError(f"unknown command {args.command!r}")
 
 
+@command("python -m glow_tf.sample")
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    try:
-        path = run(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"glow_tf.sample: error: {error}", file=sys.stderr)
-        return 2
-    print(f"wrote {path}")
+    print(f"wrote {run(args)}")
     return 0
 
 

@@ -30,6 +30,21 @@ Conventions:
     takes the noise u in [0, 1/n_bins) instead (OpenAI's uniform
     dequantisation, or reproducing a `GlowModel.encode(x, noise=u)`).
 
+Validation: every bad request fails with InvalidArgument, never silently.
+A SavedModel signature declares its input shapes and dtypes, but neither TF
+Serving nor TensorFlow's own signature functions check a fed tensor's shape
+against them. These checks are graph ops that run on every request:
+
+    shapes       tf.ensure_shape (an EnsureShape op, kept by Grappler), e.g.
+                 "Shape of tensor eps [3,60] is not compatible with expected shape [?,64]"
+    values       tf.debugging asserts with a readable message, e.g.
+                 "num_samples must be >= 1"
+
+Dtypes are checked by the runtime itself ("expected a float tensor but is a
+double tensor"). Label ranges and counts, and the temperature (>= 0, finite),
+are checked by `GlowModel` itself (`glow_tf.data.check_labels`,
+`glow_tf.prior.check_temperature`, which assert in graph mode).
+
 Each function is traced once, on first use, inside `precomputed_inverses()`:
 the 1x1 convolutions' W^-1 and log|det W| enter the graphs as constants (no
 MatrixInverse / LogMatrixDeterminant), while the other weights stay
@@ -39,23 +54,18 @@ change.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import tensorflow as tf
 
-from export.validation import (
-    check_finite,
-    check_noise_range,
-    check_num_samples,
-    check_shape,
-    check_temperature,
-)
 from glow_tf import GlowModel, postprocess, precomputed_inverses
+from glow_tf.data.dequantize import bin_centre_noise
 
 __all__ = [
     "ServedGlow",
     "DEFAULT_MAX_NUM_SAMPLES",
     "SIGNATURES",
     "ONNX_GRAPHS",
-    "bin_centre_noise",
 ]
 
 DEFAULT_MAX_NUM_SAMPLES = 256
@@ -63,17 +73,12 @@ SIGNATURES = ("sample", "decode", "decode_levels", "encode", "encode_with_noise"
 ONNX_GRAPHS = ("decoder", "encoder")
 
 
-def bin_centre_noise(images: tf.Tensor, num_bits: int) -> tf.Tensor:
-    """The deterministic dequantisation u = 0.5 / n_bins, of the images' shape."""
-    return tf.fill(tf.shape(images), tf.constant(0.5 / 2**num_bits, tf.float32))
-
-
 class ServedGlow:
     """The served functions of a `GlowModel`, traced with fixed input signatures.
 
     Attributes:
       functions: the SavedModel signatures' `tf.function`s, by name
-        (`SIGNATURES`), with input validation (see `export.validation`).
+        (`SIGNATURES`), with input validation (see "Validation" above).
       onnx_functions: "decoder" (eps, temperature [, labels] -> images,
         continuous) and "encoder" (images [, labels] -> eps, eps_i,
         bits_per_dim, bin-centre dequantisation), without validation ops
@@ -185,7 +190,7 @@ class ServedGlow:
     def _checked(self, inputs: dict, signature: str) -> dict:
         """The inputs with their run-time shapes checked against the signature's."""
         specs = self.input_specs[signature]
-        return {name: check_shape(inputs[name], specs[name].shape) for name in specs}
+        return {name: _check_shape(inputs[name], specs[name].shape) for name in specs}
 
     def _decoded(self, latents, temperature, labels) -> dict:
         x = self.model.decode(latents, y=labels, temperature=temperature, as_uint8=False)
@@ -201,10 +206,10 @@ class ServedGlow:
 
     def _sample(self, inputs):
         inputs = self._checked(inputs, "sample")
-        num_samples = check_num_samples(
+        num_samples = _check_num_samples(
             inputs["num_samples"], self.max_num_samples, self.batch_size
         )
-        temperature = check_temperature(inputs["temperature"])
+        temperature = inputs["temperature"]  # checked by GlowModel.decode
         labels = inputs.get("labels")
         if labels is not None:
             with tf.control_dependencies(
@@ -220,22 +225,20 @@ class ServedGlow:
         seed = tf.stack([tf.constant(0, tf.int64), inputs["seed"]])
         shape = tf.stack([num_samples, self.config.num_dims])
         eps = tf.random.stateless_normal(shape, seed=seed, alg="philox")
-        eps = check_shape(eps, [self.batch_size, self.config.num_dims])
+        eps = _check_shape(eps, [self.batch_size, self.config.num_dims])
         return {"images": self._decoded(eps, temperature, labels)["images"], "eps": eps}
 
     def _decode(self, inputs):
         inputs = self._checked(inputs, "decode")
-        eps = check_finite(inputs["eps"], "eps")
-        temperature = check_temperature(inputs["temperature"])
-        return self._decoded(eps, temperature, inputs.get("labels"))
+        eps = _check_finite(inputs["eps"], "eps")
+        return self._decoded(eps, inputs["temperature"], inputs.get("labels"))
 
     def _decode_levels(self, inputs):
         inputs = self._checked(inputs, "decode_levels")
         latents = [
-            check_finite(inputs[f"eps_{i}"], f"eps_{i}") for i in range(self.config.num_levels)
+            _check_finite(inputs[f"eps_{i}"], f"eps_{i}") for i in range(self.config.num_levels)
         ]
-        temperature = check_temperature(inputs["temperature"])
-        return self._decoded(latents, temperature, inputs.get("labels"))
+        return self._decoded(latents, inputs["temperature"], inputs.get("labels"))
 
     def _encode(self, inputs):
         inputs = self._checked(inputs, "encode")
@@ -245,7 +248,7 @@ class ServedGlow:
 
     def _encode_with_noise(self, inputs):
         inputs = self._checked(inputs, "encode_with_noise")
-        noise = check_noise_range(inputs["noise"], self.config.num_bits)
+        noise = _check_noise_range(inputs["noise"], self.config.num_bits)
         return self._encoded(inputs["images"], noise, inputs.get("labels"))
 
     def _onnx_decoder(self, inputs):
@@ -287,3 +290,49 @@ class ServedGlow:
 def _spec_dict(spec) -> dict:
     shape = spec.shape.as_list() if spec.shape.rank is not None else None
     return {"shape": shape, "dtype": spec.dtype.name}
+
+
+def _check_shape(tensor: tf.Tensor, shape: Sequence[int | None]) -> tf.Tensor:
+    """`tensor`, with its run-time shape checked against `shape` (None = any size)."""
+    return tf.ensure_shape(tensor, shape)
+
+
+def _check_finite(tensor: tf.Tensor, name: str) -> tf.Tensor:
+    """`tensor`, failing on NaN or Inf values."""
+    return tf.debugging.assert_all_finite(tensor, f"{name} must not contain NaN or Inf")
+
+
+def _check_num_samples(
+    num_samples: tf.Tensor, max_num_samples: int, batch_size: int | None = None
+) -> tf.Tensor:
+    """An int32 scalar in [1, max_num_samples] (and equal to a fixed batch size)."""
+    checks = [
+        tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1"),
+        tf.debugging.assert_less_equal(
+            num_samples,
+            max_num_samples,
+            message=f"num_samples must be <= {max_num_samples} (this export's cap)",
+        ),
+    ]
+    if batch_size is not None:
+        checks.append(
+            tf.debugging.assert_equal(
+                num_samples,
+                batch_size,
+                message=f"this export has a fixed batch size: num_samples must be {batch_size}",
+            )
+        )
+    with tf.control_dependencies(checks):
+        return tf.identity(num_samples)
+
+
+def _check_noise_range(noise: tf.Tensor, num_bits: int) -> tf.Tensor:
+    """Dequantisation noise u in [0, 1 / 2**num_bits) (NaN fails too)."""
+    high = 1.0 / 2**num_bits
+    message = f"noise must lie in [0, {high}) (1 / n_bins of this {num_bits}-bit model)"
+    checks = [
+        tf.debugging.assert_greater_equal(noise, 0.0, message=message),
+        tf.debugging.assert_less(noise, high, message=message),
+    ]
+    with tf.control_dependencies(checks):
+        return tf.identity(noise)

@@ -21,7 +21,7 @@ import pathlib
 import onnx
 import tensorflow as tf
 
-from export.serving import ONNX_GRAPHS, ServedGlow
+from export.served import ONNX_GRAPHS, ServedGlow
 from glow_tf import GlowConfig, precomputed_inverses
 
 __all__ = [
