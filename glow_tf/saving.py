@@ -48,7 +48,7 @@ def load_glow_model(path: str | os.PathLike, compile: bool = False):
     """
     import keras
 
-    from glow_tf.model import GlowModel  # registers the serialisable classes
+    from glow_tf.models import GlowModel  # registers the serialisable classes
 
     path = pathlib.Path(path)
     if not path.exists():

@@ -21,7 +21,7 @@ from glow_tf.data.datasets import load_source
 from glow_tf.data.dequantize import uniform_noise
 from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
 from glow_tf.data.source import DataSource
-from glow_tf.model import GlowModel
+from glow_tf.models import GlowModel
 from glow_tf.training import callbacks as cb
 from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
 from glow_tf.training.config import TrainingConfig
