@@ -34,8 +34,9 @@ import argparse
 import os
 import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+
+from glow_tf.cli import command  # noqa: E402  (before TensorFlow, to quieten it)
 
 __all__ = ["main", "train", "parse_args"]
 
@@ -55,19 +56,12 @@ def train(args: argparse.Namespace):
     return run_training(run.model_config, run.training, run.options, **run.model_changes)
 
 
+@command(
+    "train_keras.py",
+    interrupted="run the same command again to continue from the last checkpoint",
+)
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    try:
-        return train(args).code
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        print(f"train_keras.py: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(
-            "\ninterrupted; run the same command again to continue from the last checkpoint",
-            file=sys.stderr,
-        )
-        return 130
+    return train(parse_args(argv)).code
 
 
 if __name__ == "__main__":

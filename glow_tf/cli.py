@@ -97,7 +97,7 @@ def _starting_a_command() -> bool:
     # While `python -m pkg.mod` imports pkg.mod's parent packages, sys.argv[0] is "-m"
     # (runpy); a console script's argv[0] is the script itself.
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return program == "-m" or program.startswith(SCRIPT_PREFIX)
+    return program in ("-m", "train_keras.py") or program.startswith(SCRIPT_PREFIX)
 
 
 def quiet_tensorflow_for_commands() -> None:
@@ -135,9 +135,12 @@ def report_error(prog: str, error: BaseException) -> int:
     return EXIT_ERROR
 
 
-def command(prog: str) -> Callable[[Callable[..., int | None]], Callable[..., int]]:
+def command(
+    prog: str, interrupted: str = ""
+) -> Callable[[Callable[..., int | None]], Callable[..., int]]:
     """Decorates a command's `main(argv=None) -> int | None` (see the module doc).
 
+    `interrupted` is appended to the Ctrl-C line (e.g. how to resume).
     The wrapped `main` returns the exit status instead of raising; argparse's
     own exits (--help, bad options) pass through as SystemExit.
     """
@@ -149,7 +152,7 @@ def command(prog: str) -> Callable[[Callable[..., int | None]], Callable[..., in
             try:
                 status = main(*args, **kwargs)
             except KeyboardInterrupt:
-                print(f"\n{prog}: interrupted", file=sys.stderr)
+                print(f"\n{prog}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr)
                 return EXIT_INTERRUPTED
             except Exception as error:
                 if not isinstance(error, _expected_errors()):
