@@ -152,7 +152,8 @@ def command(
             try:
                 status = main(*args, **kwargs)
             except KeyboardInterrupt:
-                print(f"\n{prog}: interrupted{'; ' + interrupted if interrupted else ''}", file=sys.stderr)
+                hint = f"; {interrupted}" if interrupted else ""
+                print(f"\n{prog}: interrupted{hint}", file=sys.stderr)
                 return EXIT_INTERRUPTED
             except Exception as error:
                 if not isinstance(error, _expected_errors()):

@@ -1,6 +1,6 @@
 """Untrusted `.keras` files: code (Lambda), unknown classes and oversized configs are refused.
 
-`export.loading.load_glow_model` is the loader of the export CLI; it reads the
+`glow_tf.saving.load_glow_model` is the loader of every CLI; it reads the
 archive's config.json before Keras builds anything, then loads with Keras'
 default `safe_mode=True`, which refuses to deserialise Python code.
 """
@@ -14,7 +14,7 @@ import zipfile
 import keras
 import pytest
 
-from export.loading import load_glow_model
+from glow_tf.saving import load_glow_model
 from glow_tf import GlowModel
 from tests.conftest import TINY
 
