@@ -50,9 +50,9 @@ def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch
     calls = []
     original = CouplingNetwork.call
 
-    def counting(self, inputs):
+    def counting(self, inputs, training=None):
         calls.append(self.path)
-        return original(self, inputs)
+        return original(self, inputs, training=training)
 
     monkeypatch.setattr(CouplingNetwork, "call", counting)
     images = np.zeros((2, *tiny_model.config.image_shape), np.uint8)
