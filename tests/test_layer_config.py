@@ -111,6 +111,7 @@ CASES = {
         lambda: tf.constant(np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1)),
         _dequantization,
     ),
+    "ActNormalization": Case({}, (None, 4, 4, 4), _normal(*EVENTS)),
     "ConvActNorm": Case(
         dict(filters=6, kernel_size=1, seed=3), (None, 4, 4, 2), _normal(2, 4, 4, 2)
     ),
