@@ -144,14 +144,21 @@ class FlowModel(keras.Model):
         self.built = True
 
     def get_config(self):
-        return {**super().get_config(), "config": self.config.to_dict()}
+        return {
+            **super().get_config(),
+            "config": self.config.to_dict(),
+            "dequantizer": keras.saving.serialize_keras_object(self.dequantizer),
+        }
 
     @classmethod
     def from_config(cls, config):
         config = dict(config)
         model_config = config.pop("config")
+        dequantizer = config.pop("dequantizer", None)
+        if dequantizer is not None:
+            dequantizer = keras.saving.deserialize_keras_object(dequantizer)
         kwargs = {k: v for k, v in config.items() if k in ("name", "trainable", "dtype")}
-        return cls(model_config, **kwargs)
+        return cls(model_config, dequantizer=dequantizer, **kwargs)
 
     # ------------------------------------------------------------ bijectors
 

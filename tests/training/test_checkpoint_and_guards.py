@@ -163,10 +163,10 @@ def test_a_run_of_skipped_steps_stops_training_and_keeps_the_checkpoint(tmp_path
 
 def test_nan_weights_stop_a_loss_scaled_run_at_the_first_skipped_step():
     model = _float16_compiled()
-    log_scale = model.levels[0].steps[1].act_norm.log_scale
-    log_scale.assign(np.full(log_scale.shape, np.nan, np.float32))
+    logs = model.levels[0].steps[1].act_norm.logs
+    logs.assign(np.full(logs.shape, np.nan, np.float32))
     with pytest.raises(
-        TrainingStopped, match=rf"weight {log_scale.path} is not finite at epoch 1, step 0"
+        TrainingStopped, match=rf"weight {logs.path} is not finite at epoch 1, step 0"
     ):
         model.fit(_data(), epochs=1, verbose=0, callbacks=[NonFiniteGuard()])
 
