@@ -16,10 +16,11 @@ imported, and its native libraries print a few lines while loading whatever
 the level ("cudart_stub.cc ... Could not find cuda drivers"). The parent
 packages (glow_tf, export) import TensorFlow before any `main` runs, so they
 call `quiet_tensorflow_for_commands()` first thing, which acts only when a
-command line is starting (`python -m glow_tf...` / `python -m export...`, or
-a `glow-*` script), never for a library user: it sets TF_CPP_MIN_LOG_LEVEL=3
-and imports TensorFlow with file descriptor 2 pointed at /dev/null. A
-command's real errors still reach stderr as Python exceptions.
+command line is starting (`python -m glow_tf...` / `python -m export...`,
+a `glow-*` script or `python train_keras.py`), never for a library user: it
+sets TF_CPP_MIN_LOG_LEVEL=3 and imports TensorFlow with file descriptor 2
+pointed at /dev/null. A command's real errors still reach stderr as Python
+exceptions.
 GLOW_TF_VERBOSE=1 keeps all of TensorFlow's output (and an explicit
 TF_CPP_MIN_LOG_LEVEL is respected). This module imports nothing but the
 standard library (and TensorFlow, when asked to quieten it).
@@ -48,7 +49,8 @@ __all__ = [
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 VERBOSE_VARIABLE = "GLOW_TF_VERBOSE"
-SCRIPT_PREFIX = "glow-"
+SCRIPT_PREFIX = "glow-"  # the console scripts of pyproject.toml
+SCRIPTS = ("train_keras.py",)  # command lines run as a file
 _NOISY_PACKAGES = r"(tensorflow|tf_keras|keras|tensorflow_probability|tf2onnx|onnx|absl)(\.|$)"
 _PROJECT_ERRORS = {  # raised only once their module is imported, so looked up there
     "glow_tf.training.errors": "TrainingStopped",
@@ -95,9 +97,9 @@ def _native_stderr_discarded() -> Iterator[None]:
 
 def _starting_a_command() -> bool:
     # While `python -m pkg.mod` imports pkg.mod's parent packages, sys.argv[0] is "-m"
-    # (runpy); a console script's argv[0] is the script itself.
+    # (runpy); a console script's or a script file's argv[0] is the script itself.
     program = os.path.basename(sys.argv[0]) if sys.argv else ""
-    return program in ("-m", "train_keras.py") or program.startswith(SCRIPT_PREFIX)
+    return program == "-m" or program.startswith(SCRIPT_PREFIX) or program in SCRIPTS
 
 
 def quiet_tensorflow_for_commands() -> None:

@@ -92,9 +92,18 @@ def test_verbose_keeps_tensorflow_output(tmp_path):
     assert verbose.stdout.strip() == "None"
 
 
-def test_a_library_import_leaves_tensorflow_logging_alone():
+def test_a_library_import_leaves_tensorflow_logging_alone(monkeypatch):
     # this process imported glow_tf as a library (pytest's argv[0] is not "-m")
     assert not cli._starting_a_command()
+    for argv0, starting in [
+        ("-m", True),  # python -m glow_tf.sample / export, while importing the package
+        ("/venv/bin/glow-export", True),
+        ("train_keras.py", True),
+        ("/home/me/my_script.py", False),
+        ("", False),  # python -c / the REPL
+    ]:
+        monkeypatch.setattr(sys, "argv", [argv0])
+        assert cli._starting_a_command() is starting, argv0
 
 
 @pytest.mark.parametrize(
