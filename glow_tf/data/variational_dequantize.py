@@ -14,6 +14,7 @@ from glow_tf.flow.conditional_coupling import ConditionalCouplingLayer
 from glow_tf.flow.permutation import ShuffleLayer
 from glow_tf.flow.sequence import FlowSequence
 from glow_tf.flow.squeeze import squeeze2d, unsqueeze2d
+from glow_tf.nn.init_mode import data_dependent_init_active, data_dependent_init_suspended
 from glow_tf.seeds import seed_stream
 
 __all__ = ["VariationalDequantization", "logistic_log_prob", "edge_margin"]
@@ -74,8 +75,10 @@ class VariationalDequantization(keras.layers.Layer):
     about 2 delta per value.
 
     The coupling networks start at zero output (so each coupling's scale starts
-    at sigmoid(2)) and the ActNorms at the identity; the networks' own ActNorms
-    are initialised from data by `FlowModel.initialize`. Needs even H and W.
+    at sigmoid(2)) and the ActNorms at the identity. The networks' own ActNorms
+    are initialised from data by `FlowModel.initialize`, on one forward pass
+    from base noise of a fixed seed (what they see in training, whatever
+    noise the init batch is given). Needs even H and W.
 
     Args:
       num_bits: bits per pixel value, 1..8.
@@ -204,6 +207,14 @@ class VariationalDequantization(keras.layers.Layer):
 
     def call(self, bins, noise=None, training=None):
         bins = self._bins(bins)
+        if data_dependent_init_active():
+            eps = self.base_noise(tf.shape(bins), seed=[0, 0 if self.seed is None else self.seed])
+            self.offsets_from_base(bins, eps)
+            with data_dependent_init_suspended():
+                return self._dequantize(bins, noise, training)
+        return self._dequantize(bins, noise, training)
+
+    def _dequantize(self, bins, noise, training):
         num_dims = math.prod(bins.shape[1:])
         if noise is None:
             eps = self.base_noise(tf.shape(bins))

@@ -23,7 +23,8 @@ class ConditionalCouplingLayer(CouplingLayer):
         inverse:  x = [y1, T_h^-1(y2)],  h = network(concat([y1, c]))
         log|det dy/dx| = that of T_h (the context is not transformed)
 
-    The bijector is built for one context: `bijector(training, context=c)`.
+    The bijector is built for one context: `bijector(training, context=c)`;
+    a context of batch 1 (or without a batch axis) serves every input batch.
 
     Args:
       context_channels: C_c, channels of the context.
@@ -62,7 +63,8 @@ class ConditionalCouplingLayer(CouplingLayer):
         network, context_channels = self.network, self.context_channels
 
         def conditioned_network(x1):
-            inputs = tf.concat([x1, tf.cast(context, x1.dtype)], axis=-1)
+            shape = tf.concat([tf.shape(x1)[:-1], [context_channels]], 0)
+            inputs = tf.concat([x1, tf.broadcast_to(tf.cast(context, x1.dtype), shape)], axis=-1)
             inputs.set_shape(x1.shape[:-1].concatenate([x1.shape[-1] + context_channels]))
             return network(inputs, training=training)
 
