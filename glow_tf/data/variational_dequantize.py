@@ -175,7 +175,7 @@ class VariationalDequantization(keras.layers.Layer):
         else:
             uniform = tf.random.stateless_uniform(shape, seed=seed, minval=tiny, maxval=1.0)
         uniform = tf.cast(uniform, self.compute_dtype)
-        return tf.math.log(uniform) - tf.math.log1p(-uniform)
+        return tf.math.log(uniform) - tf.math.log(1.0 - uniform)
 
     def offsets_from_base(self, bins, eps, training=False):
         """The forward flow: base noise eps [B, H, W, C] -> (u in (0, 1), not
@@ -193,7 +193,7 @@ class VariationalDequantization(keras.layers.Layer):
         also returns the base noise eps = f^-1(logit(u))."""
         bins = self._bins(bins)
         u = tf.cast(u, bins.dtype)
-        z = tf.math.log(u) - tf.math.log1p(-u)
+        z = tf.math.log(u) - tf.math.log(1.0 - u)  # 1 - u is exact for u >= 0.5; no Log1p in ONNX
         eps, log_det = self._flow(bins, training).inverse_and_log_det(squeeze2d(z))
         eps = unsqueeze2d(eps)
         log_q = logistic_log_prob(eps) + log_det - logistic_log_prob(z)
