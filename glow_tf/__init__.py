@@ -5,6 +5,7 @@ Data flow (encode; decode runs it backwards):
     uint8 image [B, H, W, C]
       -> data.preprocess: quantize to num_bits
       -> data.dequantize (UniformDequantization): x = bins / n_bins - 0.5 + u,  log q(u | x)
+         or data.variational_dequantize (VariationalDequantization): u ~ a learned q(u | bins)
       -> flow.multiscale.MultiScaleFlow, levels then the top prior:
            flow.level.Level 0: squeeze -> K x (ActNorm -> 1x1 conv -> coupling) -> split -> eps_0
            flow.level.Level 1: ...                                             -> eps_1
@@ -36,6 +37,7 @@ from glow_tf.distribution import glow_distribution  # noqa: E402
 from glow_tf.flow import *  # noqa: E402,F401,F403
 from glow_tf.flow import __all__ as _flow_all  # noqa: E402
 from glow_tf.data.dequantize import UniformDequantization  # noqa: E402
+from glow_tf.data.variational_dequantize import VariationalDequantization  # noqa: E402
 from glow_tf.models import Encoding, FlowModel, GlowModel  # noqa: E402
 from glow_tf.prior import TopPriorLayer  # noqa: E402
 
@@ -46,6 +48,7 @@ __all__ = [
     "GlowModel",
     "TopPriorLayer",
     "UniformDequantization",
+    "VariationalDequantization",
     "glow_distribution",
     "postprocess",
     *_flow_all,

@@ -24,10 +24,14 @@ class ScopedFlag:
         return getattr(self._state, "active", False)
 
     @contextlib.contextmanager
-    def enabled(self):
+    def enabled(self, value: bool = True):
         previous = self.active
-        self._state.active = True
+        self._state.active = value
         try:
             yield
         finally:
             self._state.active = previous
+
+    def disabled(self):
+        """Off inside `with flag.disabled():`, even within an enclosing `enabled()`."""
+        return self.enabled(False)

@@ -49,6 +49,11 @@ def _dequantization(layer, bins):
     return layer(bins, noise=tf.fill(tf.shape(bins), 0.01))
 
 
+def _with_context(layer, x):
+    context = tf.constant(np.random.default_rng(1).normal(size=(2, 4, 4, 3)), tf.float32)
+    return layer(x, context=context), layer(x, inverse=True, context=context)
+
+
 def _top_prior(layer, y):
     return layer.gaussian(y)
 
@@ -110,6 +115,24 @@ CASES = {
         (None, 4, 4, 1),
         lambda: tf.constant(np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1)),
         _dequantization,
+    ),
+    "VariationalDequantization": Case(
+        dict(num_bits=3, num_steps=2, hidden_channels=6, seed=3),
+        (None, 4, 4, 1),
+        lambda: tf.constant(np.arange(32, dtype=np.float32).reshape(2, 4, 4, 1) % 8),
+        _dequantization,
+    ),
+    "ConditionalCouplingLayer": Case(
+        dict(
+            context_channels=3,
+            coupling="affine",
+            hidden_channels=6,
+            network_dtype="float32",
+            seed=3,
+        ),
+        (None, 4, 4, 4),
+        _normal(*EVENTS),
+        _with_context,
     ),
     "ActNormalization": Case({}, (None, 4, 4, 4), _normal(*EVENTS)),
     "ConvActNorm": Case(

@@ -8,6 +8,7 @@ from glow_tf.flow.conv1x1 import (
     InvertibleConv1x1,
     precomputed_inverses,
 )
+from glow_tf.flow.conditional_coupling import ConditionalCouplingLayer
 from glow_tf.flow.coupling import AdditiveCoupling, AffineCoupling, CouplingLayer
 from glow_tf.flow.intermediates import recording_intermediates
 from glow_tf.flow.level import Level, LevelLayer
@@ -30,6 +31,7 @@ __all__ = [
     "AdditiveCoupling",
     "AffineCoupling",
     "ChannelPermutation",
+    "ConditionalCouplingLayer",
     "Conv1x1LULayer",
     "Conv1x1Layer",
     "CouplingLayer",

@@ -14,7 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf import compat
-from glow_tf.data.dequantize import UniformDequantization
+from glow_tf.data.dequantizers import make_dequantizer
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
 from glow_tf.flow.intermediates import forward_member, recording_active
@@ -71,13 +71,15 @@ class FlowModel(keras.Model):
     Args:
       config: an instance of `config_class` (or its dict). It must provide
         image_shape, num_bits, num_bins, num_dims, num_classes, conditional.
-      dequantizer: a layer mapping bins to (x, log q(u | x)); default
-        `UniformDequantization(config.num_bits)`.
+      dequantizer: a layer mapping bins to (x, log q(u | x)), or a name of
+        `glow_tf.data.dequantizers.DEQUANTIZATIONS` ("uniform", the default:
+        `UniformDequantization(config.num_bits)`; "variational": a learned
+        `VariationalDequantization`, trained jointly by `fit`).
     """
 
     config_class: type = None
 
-    def __init__(self, config, dequantizer: keras.layers.Layer | None = None, **kwargs):
+    def __init__(self, config, dequantizer: keras.layers.Layer | str | None = None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(config, dict):
             config = self.config_class.from_dict(config)
@@ -87,9 +89,14 @@ class FlowModel(keras.Model):
                 f"{type(config).__name__}"
             )
         self.config = config
-        self.dequantizer = dequantizer or UniformDequantization(
-            config.num_bits, dtype=self.dtype_policy, name="dequantizer"
-        )
+        if dequantizer is None or isinstance(dequantizer, str):
+            dequantizer = make_dequantizer(
+                dequantizer or "uniform",
+                config.num_bits,
+                seed=getattr(config, "seed", None),
+                dtype=self.dtype_policy,
+            )
+        self.dequantizer = dequantizer
         self.levels = self.make_levels(config, self.dtype_policy)
         self.latent_shapes = tuple(latent_shapes(config.image_shape, self.levels))
         self.top_prior = self.make_top_prior(self.latent_shapes[-1])
@@ -133,6 +140,8 @@ class FlowModel(keras.Model):
         if self.built:
             return
         shape = (None, *self.config.image_shape)
+        if not self.dequantizer.built:
+            self.dequantizer.build(shape)
         for level in self.levels:
             level.build(shape)
             shape = (None, *level.output_shapes(shape[1:])[0])

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from glow_tf.scoped_flag import ScopedFlag
 
-__all__ = ["data_dependent_init", "data_dependent_init_active"]
+__all__ = ["data_dependent_init", "data_dependent_init_active", "data_dependent_init_suspended"]
 
 _DATA_DEPENDENT_INIT = ScopedFlag()
 
@@ -19,6 +19,13 @@ def data_dependent_init():
     activations produced by the already initialised layers below it.
     """
     return _DATA_DEPENDENT_INIT.enabled()
+
+
+def data_dependent_init_suspended():
+    """Within this context no ActNorm initialises itself, even inside
+    `data_dependent_init()` (a layer that initialises its own sublayers on
+    inputs of its choosing, then runs the pass it was asked for)."""
+    return _DATA_DEPENDENT_INIT.disabled()
 
 
 def data_dependent_init_active() -> bool:

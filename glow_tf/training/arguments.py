@@ -23,6 +23,7 @@ import os
 from typing import Any
 
 from glow_tf.config import COUPLINGS, NETWORK_DTYPES, PERMUTATIONS, GlowConfig
+from glow_tf.data.dequantizers import DEQUANTIZATIONS
 from glow_tf.presets import PRESETS, Preset
 from glow_tf.training.config import IMAGE_CHANNELS, TrainingConfig
 from glow_tf.training.distribution import STRATEGIES
@@ -126,6 +127,12 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
     train.add_argument("--beta2", type=float)
     train.add_argument(
         "--clip-norm", type=float, help="clip the gradient of the global batch to this global norm"
+    )
+    train.add_argument(
+        "--dequantization",
+        choices=DEQUANTIZATIONS,
+        help="uniform noise (OpenAI's), or a learned variational q(u | x) (Flow++), "
+        "trained jointly and saved with the model; default uniform",
     )
     train.add_argument(
         "--ema-decay",

@@ -9,6 +9,7 @@
 | warmup, warmup_unit    | epochs_warmup        | linear warm-up, in epochs or steps        |
 | ema_decay              | polyak_epochs        | Polyak / EMA weights for evaluation       |
 | seed                   | seed                 | order of the data, init batch, its noise  |
+| dequantization         | (uniform only)       | "uniform" or "variational" (Flow++)       |
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import dataclasses
 
 from glow_tf.config import FrozenConfig, _is_int
+from glow_tf.data.dequantizers import DEQUANTIZATIONS
 from glow_tf.training.distribution import STRATEGIES
 from glow_tf.training.optimizers import OPTIMIZERS
 
@@ -65,6 +67,9 @@ class TrainingConfig(FrozenConfig):
       keep_checkpoints: newest resumable checkpoints kept.
       jit: compile the train step with XLA.
       strategy: a `tf.distribute` strategy name of `STRATEGIES`.
+      dequantization: the model's dequantizer, a name of `DEQUANTIZATIONS`:
+        "uniform" (OpenAI's) or "variational" (a learned q(u | x), Flow++,
+        trained jointly; its weights are saved with the model).
     """
 
     dataset: str = "digits"
@@ -91,6 +96,7 @@ class TrainingConfig(FrozenConfig):
     keep_checkpoints: int = 2
     jit: bool = False
     strategy: str = "default"
+    dequantization: str = "uniform"
 
     def __post_init__(self):
         if not isinstance(self.dataset, str) or not self.dataset:
@@ -111,6 +117,11 @@ class TrainingConfig(FrozenConfig):
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}; expected one of {sorted(OPTIMIZERS)}"
+            )
+        if self.dequantization not in DEQUANTIZATIONS:
+            raise ValueError(
+                f"unknown dequantization {self.dequantization!r}; expected one of "
+                f"{DEQUANTIZATIONS}"
             )
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; expected one of {STRATEGIES}")

@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 RESUMABLE_DIFFERENCES = ("network_dtype",)
+# layout entries added since; a checkpoint without them was written with these
+LAYOUT_DEFAULTS = {"dequantization": "uniform"}
 
 
 def find_resume_checkpoint(resume: str, output_dir: str, store: CheckpointStore):
@@ -68,11 +70,13 @@ def find_resume_checkpoint(resume: str, output_dir: str, store: CheckpointStore)
 
 def optimizer_layout(config: GlowConfig, training: TrainingConfig) -> dict:
     """What decides the optimizer's saved variables (a checkpoint's optimizer
-    state only loads into the same layout)."""
+    state only loads into the same layout), and the model's beyond its config
+    (a learned dequantizer's weights)."""
     return {
         "optimizer": training.optimizer,
         "ema": training.ema_decay is not None,
         "loss_scale": config.network_dtype == "float16",
+        "dequantization": training.dequantization,
     }
 
 
@@ -80,7 +84,7 @@ def check_compatible(checkpoint: Checkpoint, config: GlowConfig, layout: dict) -
     """Raises ValueError naming the fields when the checkpoint was trained
     with another model configuration or optimizer layout."""
     saved = dict(checkpoint.state.get("config", {}))
-    saved.update(checkpoint.state.get("optimizer_layout", {}))
+    saved.update({**LAYOUT_DEFAULTS, **checkpoint.state.get("optimizer_layout", {})})
     wanted = {**config.to_dict(), **layout}
     differences = {
         key: (saved.get(key), wanted.get(key))

@@ -126,7 +126,7 @@ def _steps_per_epoch(training: TrainingConfig, source: DataSource) -> int:
 def _build_model(config, training, warmup_steps, checkpoint, source):
     """The compiled model, with the checkpoint's weights and optimizer state,
     or data-dependent init; returns (model, initial epoch)."""
-    model = GlowModel(config)
+    model = GlowModel(config, dequantizer=training.dequantization)
     loss_scale = initial_loss_scale(config.num_dims) if config.network_dtype == "float16" else None
     optimizer = make_optimizer(
         training.optimizer,

@@ -18,6 +18,7 @@ from glow_tf.models import glow_level
 from glow_tf.flow import (
     ActNorm,
     ActNormLayer,
+    ConditionalCouplingLayer,
     Conv1x1Layer,
     Conv1x1LULayer,
     CouplingLayer,
@@ -74,6 +75,12 @@ CASES = {
     "affine_coupling": (
         (2, 2, 4),
         lambda dtype: randomize(built(CouplingLayer("affine", 6, seed=7, dtype=dtype), (2, 2, 4))).bijector(),
+    ),
+    "conditional_coupling": (
+        (2, 2, 4),
+        lambda dtype: randomize(
+            built(ConditionalCouplingLayer(3, "affine", hidden_channels=6, seed=12, dtype=dtype), (2, 2, 4))
+        ).bijector(context=_rng_tensor([1, 2, 2, 3], dtype, 13)),  # one context, any batch
     ),
     "split": ((2, 2, 4), lambda dtype: randomize(built(SplitLayer(dtype=dtype), (2, 2, 4)), scale=0.1).bijector()),
     "standardize": (

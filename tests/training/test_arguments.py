@@ -8,6 +8,7 @@ import pytest
 
 from glow_tf import GlowConfig
 from glow_tf.config import COUPLINGS, NETWORK_DTYPES, PERMUTATIONS
+from glow_tf.data.dequantizers import DEQUANTIZATIONS
 from glow_tf.presets import PRESETS
 from glow_tf.training.arguments import MIXED_PRECISION_ALIASES, build_parser, configs_from_args
 from glow_tf.training.config import IMAGE_CHANNELS, TrainingConfig
@@ -32,6 +33,7 @@ def test_choices_are_the_configs_constants():
     assert list(choices["optimizer"]) == sorted(OPTIMIZERS)
     assert tuple(choices["strategy"]) == STRATEGIES
     assert tuple(choices["channels"]) == IMAGE_CHANNELS
+    assert tuple(choices["dequantization"]) == DEQUANTIZATIONS
     assert list(choices["preset"]) == sorted(PRESETS)
     assert set(MIXED_PRECISION_ALIASES.values()) == set(NETWORK_DTYPES)
 
@@ -80,12 +82,20 @@ def test_flags_replace_their_fields():
         "never",
         "--tensorboard",
         "off",
+        "--dequantization",
+        "variational",
     )
     assert run.model_changes == dict(
         num_steps=8, coupling="additive", lu_decomposed=True, seed=3, conditional=False
     )
     assert run.training == PRESETS["cifar10"].training.replace(
-        batch_size=32, warmup=2.0, warmup_unit="epochs", seed=3, jit=True, keep_checkpoints=5
+        batch_size=32,
+        warmup=2.0,
+        warmup_unit="epochs",
+        seed=3,
+        jit=True,
+        keep_checkpoints=5,
+        dequantization="variational",
     )
     assert run.options == RunOptions(output_dir="/tmp/run", resume="never", tensorboard=False)
 

@@ -50,6 +50,7 @@ def test_every_optimizer_is_accepted():
         (dict(warmup_unit="updates"), "unknown warmup_unit 'updates'"),
         (dict(seed=1.5), "seed must be an int"),
         (dict(jit="yes"), "jit must be True or False"),
+        (dict(dequantization="gaussian"), "unknown dequantization 'gaussian'"),
     ],
 )
 def test_invalid_settings_are_rejected(changes, message):

@@ -43,3 +43,22 @@ def test_conditional_on_and_off():
 def test_bad_combinations_are_refused(source, changes, message):
     with pytest.raises(ValueError, match=message):
         model_config_for_source(PRESETS["digits"].model, source, **changes)
+
+
+def test_resuming_needs_the_same_dequantization():
+    from glow_tf import GlowConfig
+    from glow_tf.training.checkpoint import Checkpoint
+    from glow_tf.training.config import TrainingConfig
+    from glow_tf.training.resume import check_compatible, optimizer_layout
+
+    config = GlowConfig(image_shape=(8, 8, 1), num_levels=2)
+    uniform = optimizer_layout(config, TrainingConfig())
+    variational = optimizer_layout(config, TrainingConfig(dequantization="variational"))
+    older = {k: v for k, v in uniform.items() if k != "dequantization"}  # before the field
+    for saved, wanted in ((uniform, uniform), (older, uniform), (variational, variational)):
+        state = {"config": config.to_dict(), "optimizer_layout": saved}
+        check_compatible(Checkpoint("run/checkpoints/epoch-1", 1, state), config, wanted)
+    for saved, wanted in ((older, variational), (variational, uniform)):
+        state = {"config": config.to_dict(), "optimizer_layout": saved}
+        with pytest.raises(ValueError, match="dequantization: checkpoint"):
+            check_compatible(Checkpoint("run/checkpoints/epoch-1", 1, state), config, wanted)
