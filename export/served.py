@@ -330,7 +330,7 @@ def _check_batch_size(
         tf.debugging.assert_less_equal(
             batch,
             max_batch_size,
-            message=f"{name} must be <= {max_batch_size} (this export's max batch size; "
+            message=f"{name} must be <= {max_batch_size} (the max batch size of this export; "
             "send several requests)",
         ),
     ]
