@@ -263,7 +263,9 @@ def bad_requests(exported: Exported) -> dict[str, tuple[str, dict]]:
         "eps_empty": decode(eps=eps[:0], **batch_of(0)),
         "eps_over_cap": decode(eps=np.zeros((over, config.num_dims), np.float32), **batch_of(over)),
         "images_empty": encode(images=images[:0], **batch_of(0)),
-        "images_over_cap": encode(images=np.zeros((over, *config.image_shape), np.uint8), **batch_of(over)),
+        "images_over_cap": encode(
+            images=np.zeros((over, *config.image_shape), np.uint8), **batch_of(over)
+        ),
         "noise_one_for_all": encode("encode_with_noise", noise=noise[:1]),
         "noise_too_many": encode("encode_with_noise", noise=np.concatenate([noise, noise])),
         "noise_nan": encode("encode_with_noise", noise=np.full_like(noise, np.nan)),

@@ -37,7 +37,7 @@ EXPECTED_MESSAGES = {
     "eps_huge": "temperature * eps must lie in [-1000, 1000]",
     "temperature_huge": "temperature * eps must lie in [-1000, 1000]",
     "eps_empty": "the batch of eps must be >= 1 (an empty batch)",
-    "eps_over_cap": f"the batch of eps must be <= {MAX_BATCH_SIZE} (the max batch size of this export",
+    "eps_over_cap": f"the batch of eps must be <= {MAX_BATCH_SIZE} (the max batch size of",
     "images_empty": "the batch of images must be >= 1 (an empty batch)",
     "images_over_cap": f"the batch of images must be <= {MAX_BATCH_SIZE}",
     "noise_one_for_all": "noise must have the batch size of images",

@@ -41,17 +41,24 @@ def _spec_dtype(name):
     return SPEC_DTYPES.get(name, np.float32)  # eps_0 .. eps_{L-1}
 
 
+_LEVELS = {}  # export name -> its batch's eps split into levels (computed once)
+
+
 def _valid_request(exported, signature: str) -> dict:
-    config = exported.config
     inputs = exported.inputs[BATCH]
-    requests = {
-        "sample": {"num_samples": np.int32(BATCH), "temperature": TEMPERATURE, "seed": np.int64(5)},
-        "decode": {"eps": inputs["eps"], "temperature": TEMPERATURE},
-        "decode_levels": {**split_levels(inputs["eps"], config), "temperature": TEMPERATURE},
-        "encode": {"images": inputs["images"]},
-        "encode_with_noise": {"images": inputs["images"], "noise": inputs["noise"]},
-    }
-    return exported.with_labels(requests[signature], BATCH)
+    if signature == "sample":
+        request = {"num_samples": np.int32(BATCH), "temperature": TEMPERATURE, "seed": np.int64(5)}
+    elif signature == "decode":
+        request = {"eps": inputs["eps"], "temperature": TEMPERATURE}
+    elif signature == "decode_levels":
+        if exported.name not in _LEVELS:
+            _LEVELS[exported.name] = split_levels(inputs["eps"], exported.config)
+        request = {**_LEVELS[exported.name], "temperature": TEMPERATURE}
+    else:
+        request = {"images": inputs["images"]}
+        if signature == "encode_with_noise":
+            request["noise"] = inputs["noise"]
+    return exported.with_labels(request, BATCH)
 
 
 def _batched(signature: str, inputs: dict) -> list[str]:
