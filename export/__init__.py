@@ -22,12 +22,12 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 quiet_tensorflow_for_commands()
 
 from export.exporter import FORMATS, export_model, parse_formats  # noqa: E402
-from export.served import DEFAULT_MAX_NUM_SAMPLES, ServedGlow  # noqa: E402
+from export.served import DEFAULT_MAX_BATCH_SIZE, ServedGlow  # noqa: E402
 from glow_tf.data.dequantize import bin_centre_noise  # noqa: E402
 from glow_tf.saving import load_glow_model  # noqa: E402
 
 __all__ = [
-    "DEFAULT_MAX_NUM_SAMPLES",
+    "DEFAULT_MAX_BATCH_SIZE",
     "FORMATS",
     "ServedGlow",
     "bin_centre_noise",

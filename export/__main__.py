@@ -1,7 +1,7 @@
 """python -m export --model model.keras --out DIR: export a GlowModel for serving.
 
     python -m export --model model.keras --out exports [--name glow] [--version N]
-        [--formats saved_model,onnx] [--batch-size none|K] [--max-samples 256]
+        [--formats saved_model,onnx] [--batch-size none|K] [--max-batch-size 256]
         [--opset 17] [--overwrite]
 
 writes exports/<name>/<version>/ (see export/README.md) and prints what it
@@ -67,10 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="'none' (default) for a dynamic batch dimension, or a fixed batch size K",
     )
     parser.add_argument(
-        "--max-samples",
+        "--max-batch-size",
+        "--max-samples",  # its name before every signature had the cap
+        dest="max_batch_size",
         type=_positive_int,
         default=None,
-        help="largest num_samples the sample signature accepts (default: 256)",
+        help="largest batch a request may have: num_samples of sample, the first dimension "
+        "of the other signatures' inputs (default: 256)",
     )
     parser.add_argument("--opset", type=int, default=None, help="ONNX opset, >= 17 (default 17)")
     parser.add_argument(
@@ -85,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from export.exporter import export_model, parse_formats
     from export.onnx import DEFAULT_OPSET
-    from export.served import DEFAULT_MAX_NUM_SAMPLES
+    from export.served import DEFAULT_MAX_BATCH_SIZE
     from glow_tf.saving import load_glow_model
 
     formats = parse_formats(args.formats)
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         formats=formats,
         batch_size=args.batch_size,
         overwrite=args.overwrite,
-        max_num_samples=args.max_samples or DEFAULT_MAX_NUM_SAMPLES,
+        max_batch_size=args.max_batch_size or DEFAULT_MAX_BATCH_SIZE,
         opset=DEFAULT_OPSET if args.opset is None else args.opset,
         source=str(args.model),
     )

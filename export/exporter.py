@@ -23,7 +23,13 @@ import tensorflow as tf
 from export.layout import METADATA_FILE, staged_version_dir
 from export.onnx import DEFAULT_OPSET, check_onnx_export, write_onnx
 from export.saved_model import DEFAULT_SIGNATURE, write_saved_model
-from export.served import DEFAULT_MAX_NUM_SAMPLES, ONNX_GRAPHS, SIGNATURES, ServedGlow
+from export.served import (
+    DEFAULT_MAX_BATCH_SIZE,
+    MAX_ABS_LATENT,
+    ONNX_GRAPHS,
+    SIGNATURES,
+    ServedGlow,
+)
 from glow_tf import GlowModel
 
 __all__ = ["export_model", "parse_formats", "FORMATS"]
@@ -52,7 +58,7 @@ def export_model(
     formats: str | Iterable[str] = FORMATS,
     batch_size: int | None = None,
     overwrite: bool = False,
-    max_num_samples: int = DEFAULT_MAX_NUM_SAMPLES,
+    max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
     opset: int = DEFAULT_OPSET,
     source: str | None = None,
 ) -> pathlib.Path:
@@ -66,7 +72,8 @@ def export_model(
       formats: "saved_model", "onnx", or both (a list or "saved_model,onnx").
       batch_size: None for a dynamic batch dimension, or a fixed size K.
       overwrite: replace an existing version directory (never done otherwise).
-      max_num_samples: the largest `num_samples` the `sample` signature accepts.
+      max_batch_size: the largest batch a request may have (`num_samples` of `sample`,
+        the first dimension of the other signatures' inputs); larger ones are refused.
       opset: the ONNX opset (>= 17).
       source: where the model came from, recorded in glow_export.json.
 
@@ -77,7 +84,7 @@ def export_model(
     formats = parse_formats(formats)
     if "onnx" in formats:
         check_onnx_export(model.config, opset)
-    served = ServedGlow(model, max_num_samples=max_num_samples, batch_size=batch_size)
+    served = ServedGlow(model, max_batch_size=max_batch_size, batch_size=batch_size)
     with staged_version_dir(pathlib.Path(out), name, version, overwrite) as (staging, version):
         files = []
         if "saved_model" in formats:
@@ -96,7 +103,7 @@ def _metadata(served, name, version, formats, files, opset, source) -> dict:
         + (ONNX_GRAPHS if "onnx" in formats else ())
     )
     return {
-        "format": "glow_tf export 1",
+        "format": "glow_tf export 2",
         "name": name,
         "version": version,
         "formats": list(formats),
@@ -105,7 +112,8 @@ def _metadata(served, name, version, formats, files, opset, source) -> dict:
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "glow_config": served.config.to_dict(),
         "batch_size": served.batch_size,
-        "max_num_samples": served.max_num_samples,
+        "max_batch_size": served.max_batch_size,
+        "max_abs_latent": MAX_ABS_LATENT,
         "dequantization": "encode: bin centre, u = 0.5 / n_bins; encode_with_noise: given u",
         "saved_model": {
             "default_signature": DEFAULT_SIGNATURE,

@@ -30,20 +30,32 @@ Conventions:
     takes the noise u in [0, 1/n_bins) instead (OpenAI's uniform
     dequantisation, or reproducing a `GlowModel.encode(x, noise=u)`).
 
-Validation: every bad request fails with InvalidArgument, never silently.
-A SavedModel signature declares its input shapes and dtypes, but neither TF
-Serving nor TensorFlow's own signature functions check a fed tensor's shape
-against them. These checks are graph ops that run on every request:
+Validation: every bad request fails with InvalidArgument, never silently, and
+no request gets NaN, Inf or images quantised from non-finite values. One set
+of checks, graph ops traced into every function and run on every request:
 
     shapes       tf.ensure_shape (an EnsureShape op, kept by Grappler), e.g.
                  "Shape of tensor eps [3,60] is not compatible with expected shape [?,64]"
-    values       tf.debugging asserts with a readable message, e.g.
-                 "num_samples must be >= 1"
+                 (a SavedModel signature declares its shapes, but neither TF Serving
+                 nor TensorFlow's signature functions check a fed tensor against them)
+    batch        1 <= N <= max_batch_size (the export's cap, `--max-batch-size`), for
+                 `num_samples` and every input's first dimension; inputs of one
+                 request share N (noise and images, the eps_i, labels): nothing is
+                 broadcast
+    values       eps finite, |temperature * eps| <= MAX_ABS_LATENT, noise in
+                 [0, 1/n_bins); temperature finite and >= 0 and labels in
+                 [0, num_classes), checked by `GlowModel` itself
+                 (`glow_tf.prior.check_temperature`, `glow_tf.data.check_labels`,
+                 `glow_tf.data.check_noise`)
+    outputs      every float output finite (`continuous` before it is quantised
+                 to `images`), else "... is not finite ..."
 
 Dtypes are checked by the runtime itself ("expected a float tensor but is a
-double tensor"). Label ranges and counts, and the temperature (>= 0, finite),
-are checked by `GlowModel` itself (`glow_tf.data.check_labels`,
-`glow_tf.prior.check_temperature`, which assert in graph mode).
+double tensor"). The ONNX graphs are converted from the same traced `decode`
+and `encode`; ONNX has no op that fails a request, so tf2onnx drops the asserts
+(and the ops only they read) and ONNX Runtime checks only ranks, fixed sizes
+and dtypes: the batch cap, batch agreement, value ranges and finiteness are the
+ONNX client's job.
 
 Each function is traced once, on first use, inside `precomputed_inverses()`:
 the 1x1 convolutions' W^-1 and log|det W| enter the graphs as constants (no
@@ -60,17 +72,23 @@ import tensorflow as tf
 
 from glow_tf import GlowModel, postprocess, precomputed_inverses
 from glow_tf.data.dequantize import bin_centre_noise
+from glow_tf.prior import check_temperature
 
 __all__ = [
     "ServedGlow",
-    "DEFAULT_MAX_NUM_SAMPLES",
+    "DEFAULT_MAX_BATCH_SIZE",
+    "MAX_ABS_LATENT",
     "SIGNATURES",
     "ONNX_GRAPHS",
 ]
 
-DEFAULT_MAX_NUM_SAMPLES = 256
+DEFAULT_MAX_BATCH_SIZE = 256
+# |temperature * eps| above this is no draw from N(0, I) (P(|z| > 40) < 1e-340) nor an
+# encoding of an image; such latents decode to images clipped to 0 / 255, or to NaN
+MAX_ABS_LATENT = 1000.0
 SIGNATURES = ("sample", "decode", "decode_levels", "encode", "encode_with_noise")
 ONNX_GRAPHS = ("decoder", "encoder")
+_ONNX_SOURCES = {"decoder": "decode", "encoder": "encode"}
 
 
 class ServedGlow:
@@ -78,25 +96,24 @@ class ServedGlow:
 
     Attributes:
       functions: the SavedModel signatures' `tf.function`s, by name
-        (`SIGNATURES`), with input validation (see "Validation" above).
-      onnx_functions: "decoder" (eps, temperature [, labels] -> images,
-        continuous) and "encoder" (images [, labels] -> eps, eps_i,
-        bits_per_dim, bin-centre dequantisation), without validation ops
-        (ONNX Runtime checks ranks, fixed sizes and dtypes itself).
+        (`SIGNATURES`), with input and output validation (see "Validation" above).
+      onnx_functions: "decoder" and "encoder", the `decode` and `encode`
+        functions themselves (tf2onnx drops their checks).
       input_specs: the input dict of every function, by name.
 
     Functions are traced on first use, inside `precomputed_inverses()`.
 
     Args:
       model: an initialised `GlowModel`.
-      max_num_samples: the largest `num_samples` `sample` accepts.
+      max_batch_size: the largest batch N a request may have (`num_samples`
+        of `sample`, the first dimension of every other input).
       batch_size: None for a dynamic batch dimension, or a fixed batch size.
     """
 
     def __init__(
         self,
         model: GlowModel,
-        max_num_samples: int = DEFAULT_MAX_NUM_SAMPLES,
+        max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         batch_size: int | None = None,
     ):
         if not isinstance(model, GlowModel):
@@ -106,18 +123,18 @@ class ServedGlow:
                 "the model's ActNorm layers are not initialised: call model.initialize(batch) "
                 "with training images, or load trained weights, before exporting"
             )
-        for name, value in (("max_num_samples", max_num_samples), ("batch_size", batch_size)):
+        for name, value in (("max_batch_size", max_batch_size), ("batch_size", batch_size)):
             if value is None and name == "batch_size":
                 continue
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{name} must be an int, got {value!r}")
             if value < 1:
                 raise ValueError(f"{name} must be >= 1, got {value}")
-        if batch_size is not None and batch_size > max_num_samples:
-            raise ValueError(f"batch_size {batch_size} exceeds max_num_samples {max_num_samples}")
+        if batch_size is not None and batch_size > max_batch_size:
+            raise ValueError(f"batch_size {batch_size} exceeds max_batch_size {max_batch_size}")
         self.model = model
         self.config = model.config
-        self.max_num_samples = max_num_samples
+        self.max_batch_size = max_batch_size
         self.batch_size = batch_size
         self.input_specs = self._input_specs()
         self._bodies = {
@@ -126,16 +143,16 @@ class ServedGlow:
             "decode_levels": self._decode_levels,
             "encode": self._encode,
             "encode_with_noise": self._encode_with_noise,
-            "decoder": self._onnx_decoder,
-            "encoder": self._onnx_encoder,
         }
         self._traced = {}
 
     def function(self, name: str) -> tf.types.experimental.GenericFunction:
         """The `tf.function` of a signature or ONNX graph, traced on first use."""
+        name = _ONNX_SOURCES.get(name, name)
         if name not in self._traced:
             if name not in self._bodies:
-                raise ValueError(f"unknown function {name!r}; expected one of {list(self._bodies)}")
+                known = [*self._bodies, *_ONNX_SOURCES]
+                raise ValueError(f"unknown function {name!r}; expected one of {known}")
             function = tf.function(self._bodies[name], input_signature=[self.input_specs[name]])
             with precomputed_inverses():
                 function.get_concrete_function()
@@ -166,7 +183,7 @@ class ServedGlow:
         for i, shape in enumerate(self.model.latent_shapes):
             levels.update(spec(f"eps_{i}", [batch, *shape], tf.float32))
         decode = {**spec("eps", [batch, config.num_dims], tf.float32), **temperature, **labels}
-        return {
+        specs = {
             "sample": {
                 **spec("num_samples", [], tf.int32),
                 **temperature,
@@ -181,19 +198,36 @@ class ServedGlow:
                 **spec("noise", [batch, *config.image_shape], tf.float32),
                 **labels,
             },
-            "decoder": decode,
-            "encoder": {**images, **labels},
         }
+        specs.update({onnx: specs[source] for onnx, source in _ONNX_SOURCES.items()})
+        return specs
 
     # --------------------------------------------------------------- bodies
 
-    def _checked(self, inputs: dict, signature: str) -> dict:
-        """The inputs with their run-time shapes checked against the signature's."""
+    def _checked(self, inputs: dict, signature: str, batched: Sequence[str] = ()) -> dict:
+        """The inputs with their run-time shapes checked against the signature's, and
+        the `batched` ones (the first one sets N) checked to share a batch N in
+        [1, max_batch_size]."""
         specs = self.input_specs[signature]
-        return {name: _check_shape(inputs[name], specs[name].shape) for name in specs}
+        checked = {name: _check_shape(inputs[name], specs[name].shape) for name in specs}
+        batched = [name for name in batched if name in checked]
+        if batched:
+            first = batched[0]
+            batch = _check_batch_size(
+                tf.shape(checked[first])[0], self.max_batch_size, f"the batch of {first}"
+            )
+            for name in batched[1:]:
+                checked[name] = _check_same_batch(checked[name], batch, name, first)
+            checked[first] = _after(checked[first], batch)
+        return checked
 
-    def _decoded(self, latents, temperature, labels) -> dict:
+    def _decoded(self, latents: dict, temperature, labels) -> dict:
+        """{"eps": flat} or {"eps_i": level i} -> images and continuous, both checked."""
+        temperature = check_temperature(temperature)
+        latents = [_check_latent(eps, temperature, name) for name, eps in latents.items()]
+        latents = latents[0] if len(latents) == 1 and latents[0].shape.rank == 2 else latents
         x = self.model.decode(latents, y=labels, temperature=temperature, as_uint8=False)
+        x = _check_finite_output(x, "continuous")
         return {"images": postprocess(x, self.config.num_bits), "continuous": x}
 
     def _encoded(self, images, noise, labels) -> dict:
@@ -202,62 +236,44 @@ class ServedGlow:
         outputs = {"eps": flat}
         outputs.update({f"eps_{i}": eps for i, eps in enumerate(encoding.latents)})
         outputs["bits_per_dim"] = encoding.bits_per_dim
-        return outputs
+        return {name: _check_finite_output(value, name) for name, value in outputs.items()}
 
     def _sample(self, inputs):
         inputs = self._checked(inputs, "sample")
-        num_samples = _check_num_samples(
-            inputs["num_samples"], self.max_num_samples, self.batch_size
+        num_samples = _check_batch_size(
+            inputs["num_samples"], self.max_batch_size, "num_samples", self.batch_size
         )
-        temperature = inputs["temperature"]  # checked by GlowModel.decode
         labels = inputs.get("labels")
         if labels is not None:
-            with tf.control_dependencies(
-                [
-                    tf.debugging.assert_equal(
-                        tf.size(labels),
-                        num_samples,
-                        message="labels must hold one label per sample (num_samples of them)",
-                    )
-                ]
-            ):
-                labels = tf.identity(labels)
+            labels = _check_same_batch(labels, num_samples, "labels", "num_samples")
         seed = tf.stack([tf.constant(0, tf.int64), inputs["seed"]])
         shape = tf.stack([num_samples, self.config.num_dims])
         eps = tf.random.stateless_normal(shape, seed=seed, alg="philox")
         eps = _check_shape(eps, [self.batch_size, self.config.num_dims])
-        return {"images": self._decoded(eps, temperature, labels)["images"], "eps": eps}
+        images = self._decoded({"eps": eps}, inputs["temperature"], labels)["images"]
+        return {"images": images, "eps": eps}
 
     def _decode(self, inputs):
-        inputs = self._checked(inputs, "decode")
-        eps = _check_finite(inputs["eps"], "eps")
-        return self._decoded(eps, inputs["temperature"], inputs.get("labels"))
+        inputs = self._checked(inputs, "decode", ["eps", "labels"])
+        latents = {"eps": inputs["eps"]}
+        return self._decoded(latents, inputs["temperature"], inputs.get("labels"))
 
     def _decode_levels(self, inputs):
-        inputs = self._checked(inputs, "decode_levels")
-        latents = [
-            _check_finite(inputs[f"eps_{i}"], f"eps_{i}") for i in range(self.config.num_levels)
-        ]
+        levels = [f"eps_{i}" for i in range(self.config.num_levels)]
+        inputs = self._checked(inputs, "decode_levels", [*levels, "labels"])
+        latents = {name: inputs[name] for name in levels}
         return self._decoded(latents, inputs["temperature"], inputs.get("labels"))
 
     def _encode(self, inputs):
-        inputs = self._checked(inputs, "encode")
+        inputs = self._checked(inputs, "encode", ["images", "labels"])
         images = inputs["images"]
         noise = bin_centre_noise(images, self.config.num_bits)
         return self._encoded(images, noise, inputs.get("labels"))
 
     def _encode_with_noise(self, inputs):
-        inputs = self._checked(inputs, "encode_with_noise")
-        noise = _check_noise_range(inputs["noise"], self.config.num_bits)
-        return self._encoded(inputs["images"], noise, inputs.get("labels"))
-
-    def _onnx_decoder(self, inputs):
-        return self._decoded(inputs["eps"], inputs["temperature"], inputs.get("labels"))
-
-    def _onnx_encoder(self, inputs):
-        images = inputs["images"]
-        noise = bin_centre_noise(images, self.config.num_bits)
-        return self._encoded(images, noise, inputs.get("labels"))
+        inputs = self._checked(inputs, "encode_with_noise", ["images", "noise", "labels"])
+        # the noise's range is checked by the model's dequantizer (glow_tf.data.check_noise)
+        return self._encoded(inputs["images"], inputs["noise"], inputs.get("labels"))
 
     # ------------------------------------------------------------- helpers
 
@@ -292,47 +308,73 @@ def _spec_dict(spec) -> dict:
     return {"shape": shape, "dtype": spec.dtype.name}
 
 
+def _after(tensor: tf.Tensor, *dependencies: tf.Tensor) -> tf.Tensor:
+    """`tensor`, computed only once `dependencies` (checks) have run."""
+    with tf.control_dependencies(dependencies):
+        return tf.identity(tensor)
+
+
 def _check_shape(tensor: tf.Tensor, shape: Sequence[int | None]) -> tf.Tensor:
     """`tensor`, with its run-time shape checked against `shape` (None = any size)."""
     return tf.ensure_shape(tensor, shape)
 
 
-def _check_finite(tensor: tf.Tensor, name: str) -> tf.Tensor:
-    """`tensor`, failing on NaN or Inf values."""
-    return tf.debugging.assert_all_finite(tensor, f"{name} must not contain NaN or Inf")
-
-
-def _check_num_samples(
-    num_samples: tf.Tensor, max_num_samples: int, batch_size: int | None = None
+def _check_batch_size(
+    batch: tf.Tensor, max_batch_size: int, name: str, batch_size: int | None = None
 ) -> tf.Tensor:
-    """An int32 scalar in [1, max_num_samples] (and equal to a fixed batch size)."""
+    """An int32 scalar in [1, max_batch_size] (and equal to a fixed batch size)."""
     checks = [
-        tf.debugging.assert_greater_equal(num_samples, 1, message="num_samples must be >= 1"),
+        tf.debugging.assert_greater_equal(
+            batch, 1, message=f"{name} must be >= 1 (an empty batch)"
+        ),
         tf.debugging.assert_less_equal(
-            num_samples,
-            max_num_samples,
-            message=f"num_samples must be <= {max_num_samples} (this export's cap)",
+            batch,
+            max_batch_size,
+            message=f"{name} must be <= {max_batch_size} (the max batch size of this export; "
+            "send several requests)",
         ),
     ]
     if batch_size is not None:
         checks.append(
             tf.debugging.assert_equal(
-                num_samples,
+                batch,
                 batch_size,
-                message=f"this export has a fixed batch size: num_samples must be {batch_size}",
+                message=f"this export has a fixed batch size: {name} must be {batch_size}",
             )
         )
-    with tf.control_dependencies(checks):
-        return tf.identity(num_samples)
+    return _after(batch, *checks)
 
 
-def _check_noise_range(noise: tf.Tensor, num_bits: int) -> tf.Tensor:
-    """Dequantisation noise u in [0, 1 / 2**num_bits) (NaN fails too)."""
-    high = 1.0 / 2**num_bits
-    message = f"noise must lie in [0, {high}) (1 / n_bins of this {num_bits}-bit model)"
-    checks = [
-        tf.debugging.assert_greater_equal(noise, 0.0, message=message),
-        tf.debugging.assert_less(noise, high, message=message),
-    ]
-    with tf.control_dependencies(checks):
-        return tf.identity(noise)
+def _check_same_batch(tensor: tf.Tensor, batch: tf.Tensor, name: str, reference: str) -> tf.Tensor:
+    """`tensor`, failing unless its first dimension is `batch` (nothing is broadcast)."""
+    check = tf.debugging.assert_equal(
+        tf.shape(tensor)[0],
+        batch,
+        message=f"{name} must have the batch size of {reference} (one per image)",
+    )
+    return _after(tensor, check)
+
+
+def _check_latent(eps: tf.Tensor, temperature: tf.Tensor, name: str) -> tf.Tensor:
+    """Latents `eps`, failing on NaN / Inf or |temperature * eps| > MAX_ABS_LATENT.
+
+    `temperature` is already checked (finite, >= 0), so the bound is checked
+    after it and reports the right cause."""
+    eps = tf.debugging.assert_all_finite(eps, f"{name} must not contain NaN or Inf")
+    largest = tf.reduce_max(tf.abs(eps)) * temperature
+    check = tf.debugging.assert_less_equal(
+        largest,
+        tf.constant(MAX_ABS_LATENT, tf.float32),
+        message=f"temperature * {name} must lie in [-{MAX_ABS_LATENT:g}, {MAX_ABS_LATENT:g}] "
+        f"(latents are ~N(0, 1); these would decode to garbage)",
+    )
+    return _after(eps, check)
+
+
+def _check_finite_output(tensor: tf.Tensor, name: str) -> tf.Tensor:
+    """An output, failing (InvalidArgument) rather than answering NaN or Inf."""
+    return tf.debugging.assert_all_finite(
+        tensor,
+        f"the model's {name} output is not finite (NaN or Inf) for this request: the "
+        "inputs are too far from what the model was trained on",
+    )

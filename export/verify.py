@@ -249,7 +249,8 @@ def verify_export(
         )
     if metadata["batch_size"] is not None:
         batch = metadata["batch_size"]
-    batch = min(batch, metadata["max_num_samples"])
+    cap = metadata.get("max_batch_size", metadata.get("max_num_samples"))  # (format 1's name)
+    batch = min(batch, cap)
     ref = _reference(model, batch, temperature, seed)
     checks = []
     if "saved_model" in metadata["formats"]:

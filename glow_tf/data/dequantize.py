@@ -21,13 +21,19 @@ def uniform_noise(shape, num_bits: int, seed=None) -> tf.Tensor:
     return tf.random.stateless_uniform(shape, seed=seed, minval=0.0, maxval=high)
 
 
-def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
-    """Validates a given dequantisation noise: float, the images' shape, in [0, 1/n_bins)."""
+def check_noise(noise, shape, num_bits: int, batch=None) -> tf.Tensor:
+    """Validates a given dequantisation noise: float, the images' shape, in [0, 1/n_bins).
+
+    `shape` is the images' (static) shape; `batch`, their run-time batch size
+    if it is not known statically (inside a `tf.function` with a dynamic batch).
+    A noise of another batch size is an error, never broadcast over the images.
+    """
     noise = tf.convert_to_tensor(noise)
     if not noise.dtype.is_floating:
         raise TypeError(f"noise must be a float tensor, got {noise.dtype.name}")
     noise = tf.cast(noise, tf.float32)
-    if noise.shape.rank is not None and tuple(noise.shape[1:]) != tuple(shape[1:]):
+    shape = tf.TensorShape(shape)
+    if noise.shape.rank is not None and not noise.shape.is_compatible_with(shape):
         raise ValueError(f"noise must have the images' shape {shape}, got {noise.shape}")
     high = 1.0 / 2**num_bits
     message = f"dequantisation noise must lie in [0, {high}) (1/n_bins)"
@@ -40,6 +46,14 @@ def check_noise(noise, shape, num_bits: int) -> tf.Tensor:
         tf.debugging.assert_greater_equal(noise, 0.0, message=message),
         tf.debugging.assert_less(noise, high, message=message),
     ]
+    if batch is not None:
+        checks.append(
+            tf.debugging.assert_equal(
+                tf.shape(noise)[0],
+                tf.cast(batch, tf.int32),
+                message="noise must have the images' batch size (one noise per image)",
+            )
+        )
     with tf.control_dependencies(checks):
         return tf.identity(noise)
 
@@ -79,7 +93,7 @@ class UniformDequantization(keras.layers.Layer):
         if noise is None:
             noise = uniform_noise(tf.shape(bins), self.num_bits)
         else:
-            noise = check_noise(noise, bins.shape, self.num_bits)
+            noise = check_noise(noise, bins.shape, self.num_bits, batch=tf.shape(bins)[0])
         num_bins = 2**self.num_bits
         x = bins / num_bins - 0.5 + noise
         num_dims = math.prod(bins.shape[1:])

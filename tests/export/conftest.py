@@ -56,7 +56,7 @@ CONFIGS = {
     ),
 }
 REFERENCES = ("ref_A", "ref_B")
-MAX_NUM_SAMPLES = 100
+MAX_BATCH_SIZE = 100
 BATCH_SIZES = (1, 3, 64)
 TEMPERATURE = np.float32(0.7)
 
@@ -118,7 +118,7 @@ def _export(name: str, root: pathlib.Path) -> Exported:
     cli_output = None
     if name == "conditional":
         command = [sys.executable, "-m", "export", "--model", str(keras_path), "--out", str(out)]
-        command += ["--name", name, "--max-samples", str(MAX_NUM_SAMPLES)]
+        command += ["--name", name, "--max-batch-size", str(MAX_BATCH_SIZE)]
         env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "TF_CPP_MIN_LOG_LEVEL": "2"}
         cli_output = subprocess.run(
             command, capture_output=True, text=True, cwd=REPO_ROOT, env=env, timeout=600
@@ -126,7 +126,7 @@ def _export(name: str, root: pathlib.Path) -> Exported:
         assert cli_output.returncode == 0, cli_output.stderr[-3000:]
         version_dir = out / name / "1"
     else:
-        version_dir = export_model(model, out, name=name, max_num_samples=MAX_NUM_SAMPLES)
+        version_dir = export_model(model, out, name=name, max_batch_size=MAX_BATCH_SIZE)
     inputs = {batch: make_inputs(config, batch, seed=batch) for batch in BATCH_SIZES}
     return Exported(name, model, keras_path, out, version_dir, inputs, cli_output)
 
@@ -223,6 +223,18 @@ def bad_requests(exported: Exported) -> dict[str, tuple[str, dict]]:
             inputs["noise"] = exported.inputs[batch]["noise"]
         return (signature, {**exported.with_labels(inputs, batch), **changes})
 
+    noise = exported.inputs[batch]["noise"]
+    levels = split_levels(eps, config)
+    over = MAX_BATCH_SIZE + 1
+
+    def batch_of(size):
+        """Labels for a request of another batch size (none for an unconditional model)."""
+        return {"labels": np.zeros(size, np.int32)} if config.conditional else {}
+
+    def decode_levels(**changes):
+        inputs = exported.with_labels({**levels, "temperature": TEMPERATURE}, batch)
+        return ("decode_levels", {**inputs, **changes})
+
     requests = {
         "eps_wrong_width": decode(eps=eps[:, :-1]),
         "eps_wrong_rank": decode(eps=eps.reshape(batch, -1, 1)),
@@ -241,9 +253,30 @@ def bad_requests(exported: Exported) -> dict[str, tuple[str, dict]]:
         ),
         "num_samples_zero": sample(num_samples=np.int32(0)),
         "num_samples_negative": sample(num_samples=np.int32(-2)),
-        "num_samples_above_cap": sample(num_samples=np.int32(MAX_NUM_SAMPLES + 1)),
+        "num_samples_above_cap": sample(num_samples=np.int32(MAX_BATCH_SIZE + 1)),
         "num_samples_int64": sample(num_samples=np.int64(batch)),
         "sample_temperature_negative": sample(temperature=np.float32(-1)),
+        "sample_temperature_huge": sample(temperature=np.float32(1e6)),
+        "eps_inf": decode(eps=np.where(eps > 1, np.inf, eps).astype(np.float32)),
+        "eps_huge": decode(eps=eps * np.float32(1e6)),
+        "temperature_huge": decode(temperature=np.float32(1e6)),
+        "eps_empty": decode(eps=eps[:0], **batch_of(0)),
+        "eps_over_cap": decode(eps=np.zeros((over, config.num_dims), np.float32), **batch_of(over)),
+        "images_empty": encode(images=images[:0], **batch_of(0)),
+        "images_over_cap": encode(
+            images=np.zeros((over, *config.image_shape), np.uint8), **batch_of(over)
+        ),
+        "noise_one_for_all": encode("encode_with_noise", noise=noise[:1]),
+        "noise_too_many": encode("encode_with_noise", noise=np.concatenate([noise, noise])),
+        "noise_nan": encode("encode_with_noise", noise=np.full_like(noise, np.nan)),
+        "noise_wrong_rank": encode("encode_with_noise", noise=noise[0]),
+        "levels_wrong_shape": decode_levels(eps_1=np.zeros((batch, 1, 1, 1), np.float32)),
+        "levels_wrong_rank": decode_levels(eps_0=levels["eps_0"].reshape(batch, -1)),
+        "levels_batch_mismatch": decode_levels(eps_1=levels["eps_1"][:2]),
+        "levels_nan": decode_levels(eps_0=np.full_like(levels["eps_0"], np.nan)),
+        "levels_huge": decode_levels(eps_1=levels["eps_1"] * np.float32(1e6)),
+        "levels_empty": decode_levels(**{k: v[:0] for k, v in levels.items()}, **batch_of(0)),
+        "levels_float64": decode_levels(eps_0=levels["eps_0"].astype(np.float64)),
     }
     if config.conditional:
         requests.update(

@@ -12,7 +12,7 @@ from export import ServedGlow, export_model, load_glow_model
 from export.__main__ import main as export_main
 from export.layout import METADATA_FILE
 from glow_tf import GlowModel
-from tests.export.conftest import CONFIGS, MAX_NUM_SAMPLES, bad_requests
+from tests.export.conftest import CONFIGS, MAX_BATCH_SIZE, bad_requests
 
 # label -> a piece of the error message the served signature must give
 EXPECTED_MESSAGES = {
@@ -29,14 +29,33 @@ EXPECTED_MESSAGES = {
     "noise_out_of_range": "noise must lie in [0, ",
     "num_samples_zero": "num_samples must be >= 1",
     "num_samples_negative": "num_samples must be >= 1",
-    "num_samples_above_cap": f"num_samples must be <= {MAX_NUM_SAMPLES}",
+    "num_samples_above_cap": f"num_samples must be <= {MAX_BATCH_SIZE}",
     "num_samples_int64": "expected to be a int32 tensor but is a int64 tensor",
     "sample_temperature_negative": "temperature must be >= 0 and finite",
+    "sample_temperature_huge": "temperature * eps must lie in [-1000, 1000]",
+    "eps_inf": "eps must not contain NaN or Inf",
+    "eps_huge": "temperature * eps must lie in [-1000, 1000]",
+    "temperature_huge": "temperature * eps must lie in [-1000, 1000]",
+    "eps_empty": "the batch of eps must be >= 1 (an empty batch)",
+    "eps_over_cap": f"the batch of eps must be <= {MAX_BATCH_SIZE} (the max batch size of",
+    "images_empty": "the batch of images must be >= 1 (an empty batch)",
+    "images_over_cap": f"the batch of images must be <= {MAX_BATCH_SIZE}",
+    "noise_one_for_all": "noise must have the batch size of images",
+    "noise_too_many": "noise must have the batch size of images",
+    "noise_nan": "noise must lie in [0, ",
+    "noise_wrong_rank": "Shape of tensor noise [8,8,",
+    "levels_wrong_shape": "Shape of tensor eps_1 [3,1,1,1] is not compatible",
+    "levels_wrong_rank": "Shape of tensor eps_0 [3,",
+    "levels_batch_mismatch": "eps_1 must have the batch size of eps_0",
+    "levels_nan": "eps_0 must not contain NaN or Inf",
+    "levels_huge": "temperature * eps_1 must lie in [-1000, 1000]",
+    "levels_empty": "the batch of eps_0 must be >= 1",
+    "levels_float64": "expected to be a float tensor but is a double tensor",
     "labels_out_of_range": "labels must lie in [0, 3)",
     "labels_negative": "labels must lie in [0, 3)",
-    "labels_too_few": "one label per image",
+    "labels_too_few": "labels must have the batch size of eps",
     "labels_float": "expected to be a int32 tensor but is a float tensor",
-    "sample_labels_count": "labels must hold one label per sample",
+    "sample_labels_count": "labels must have the batch size of num_samples",
     "sample_labels_out_of_range": "labels must lie in [0, 3)",
     "encode_labels_out_of_range": "labels must lie in [0, 3)",
 }
@@ -45,7 +64,7 @@ EXPECTED_MESSAGES = {
 def test_served_signatures_reject_bad_input_with_invalid_argument(exported, isolated):
     _, responses = isolated
     labels = sorted(bad_requests(exported))
-    assert len(labels) >= (23 if exported.config.conditional else 16)
+    assert len(labels) >= (42 if exported.config.conditional else 35)
     wrong = {}
     for label in labels:
         response = responses[f"bad/{label}"]
@@ -91,7 +110,7 @@ def test_an_uninitialised_model_is_not_exported(tmp_path):
         ({"formats": ""}, ValueError, "no export format"),
         ({"batch_size": 0}, ValueError, "batch_size must be >= 1"),
         ({"batch_size": 2.5}, TypeError, "batch_size must be an int"),
-        ({"max_num_samples": 0}, ValueError, "max_num_samples must be >= 1"),
+        ({"max_batch_size": 0}, ValueError, "max_batch_size must be >= 1"),
         ({"name": "../escape"}, ValueError, "model name must be"),
         ({"version": 0}, ValueError, "version must be a positive int"),
         ({"opset": 13, "formats": "onnx"}, ValueError, "opset must be an int >= 17"),
@@ -120,7 +139,7 @@ def test_versions_are_never_overwritten_without_overwrite(
     unconditional_exported, tmp_path, monkeypatch
 ):
     def write_stub(served, directory, opset):  # the layout logic, without converting
-        (directory / "decoder.onnx").write_bytes(b"decoder %d" % served.max_num_samples)
+        (directory / "decoder.onnx").write_bytes(b"decoder %d" % served.max_batch_size)
         return {"decoder": directory / "decoder.onnx"}
 
     def fail_halfway(served, directory, opset):
@@ -131,7 +150,7 @@ def test_versions_are_never_overwritten_without_overwrite(
         return export_model(unconditional_exported.model, tmp_path, formats="onnx", **kwargs)
 
     monkeypatch.setattr("export.exporter.write_onnx", write_stub)
-    first, second = export(), export(max_num_samples=9)
+    first, second = export(), export(max_batch_size=9)
     assert (first.name, second.name) == ("1", "2")  # the next free version by default
     before = _snapshot(second)
     with pytest.raises(FileExistsError, match="already exists; pass --overwrite"):
@@ -144,7 +163,7 @@ def test_versions_are_never_overwritten_without_overwrite(
     monkeypatch.setattr("export.exporter.write_onnx", write_stub)
     assert export(version=2, overwrite=True) == second
     metadata = json.loads((second / METADATA_FILE).read_text())
-    assert metadata["max_num_samples"] == 256 and metadata["version"] == 2
+    assert metadata["max_batch_size"] == 256 and metadata["version"] == 2
     assert (second / "decoder.onnx").read_bytes() == b"decoder 256"
     assert sorted(p.name for p in (tmp_path / "glow").iterdir()) == ["1", "2"]
 
@@ -173,7 +192,7 @@ def test_served_glow_checks_its_arguments(unconditional_exported):
     model = unconditional_exported.model
     with pytest.raises(TypeError, match="expected a glow_tf GlowModel"):
         ServedGlow(keras.Sequential())
-    with pytest.raises(ValueError, match="exceeds max_num_samples"):
-        ServedGlow(model, max_num_samples=4, batch_size=8)
+    with pytest.raises(ValueError, match="exceeds max_batch_size"):
+        ServedGlow(model, max_batch_size=4, batch_size=8)
     with pytest.raises(ValueError, match="unknown function"):
         ServedGlow(model).function("train")

@@ -8,7 +8,7 @@ from export.layout import METADATA_FILE
 from export.verify import main as verify_main
 from glow_tf import GlowModel
 from tests.conftest import tiny_images
-from tests.export.conftest import MAX_NUM_SAMPLES
+from tests.export.conftest import MAX_BATCH_SIZE
 
 
 def test_cli_exports_in_tf_serving_layout_and_verify_passes(conditional_exported, capsys):
@@ -20,7 +20,7 @@ def test_cli_exports_in_tf_serving_layout_and_verify_passes(conditional_exported
     assert {"saved_model.pb", "variables", "decoder.onnx", "encoder.onnx", METADATA_FILE} <= files
     metadata = json.loads((version_dir / METADATA_FILE).read_text())
     assert metadata["glow_config"] == exported.config.to_dict()
-    assert metadata["max_num_samples"] == MAX_NUM_SAMPLES and metadata["batch_size"] is None
+    assert metadata["max_batch_size"] == MAX_BATCH_SIZE and metadata["batch_size"] is None
     assert metadata["source"] == str(exported.keras_path)
     assert set(metadata["saved_model"]["signatures"]["sample"]["inputs"]) == {
         "num_samples",

@@ -13,7 +13,7 @@ from export import export_model
 def test_a_fixed_batch_size_is_in_every_signature_and_graph(unconditional_exported, tmp_path):
     exported = unconditional_exported
     config = exported.config
-    version_dir = export_model(exported.model, tmp_path, batch_size=2, max_num_samples=8)
+    version_dir = export_model(exported.model, tmp_path, batch_size=2, max_batch_size=8)
     loaded = tf.saved_model.load(str(version_dir))
     decode = loaded.signatures["decode"]
     assert decode.structured_input_signature[1]["eps"].shape == [2, config.num_dims]
