@@ -220,7 +220,8 @@ class VariationalDequantization(keras.layers.Layer):
             eps = self.base_noise(tf.shape(bins))
             u, log_q = self.offsets_from_base(bins, eps, bool(training))
         else:
-            noise = tf.cast(check_noise(noise, bins.shape, self.num_bits, batch=tf.shape(bins)[0]), bins.dtype)
+            noise = check_noise(noise, bins.shape, self.num_bits, batch=tf.shape(bins)[0])
+            noise = tf.cast(noise, bins.dtype)
             delta = edge_margin(self.num_bits)
             u = tf.clip_by_value(noise * self.num_bins, delta, 1.0 - delta)
             log_q, _ = self.offsets_log_prob(bins, u, bool(training))
