@@ -137,6 +137,19 @@ class RealNVPModel(FlowModel):
         super().build(input_shape)
         self.initialized.assign(1)  # nothing is initialised from data
 
+    def logit_flow(self) -> MultiScaleFlow:
+        """The flow without the data-constraint logit: logit-space images
+        [H, W, C] <-> latents (the official `encoder` / `decoder(train=False)`)."""
+        levels = [level.bijector() for level in self.levels]
+        first = levels[0]
+        levels[0] = Level(
+            first.bijectors[1:],
+            factor_out=first.factor_out,
+            step_names=first.names[1:],
+            name=first.name,
+        )
+        return MultiScaleFlow(self.config.image_shape, levels)
+
     def decode_logits(self, latents, temperature: float = 1.0) -> tf.Tensor:
         """Latents (per-scale list or flat [B, D]) -> the decoder's output in
         logit space, before the data-constraint logit is undone: the official
@@ -147,13 +160,4 @@ class RealNVPModel(FlowModel):
             flat = tf.convert_to_tensor(latents, tf.float32)
             latents = unflatten_latents(flat, self.latent_shapes)
         latents = [tf.convert_to_tensor(eps, tf.float32) * temperature for eps in latents]
-        levels = [level.bijector() for level in self.levels]
-        first = levels[0]
-        levels[0] = Level(
-            first.bijectors[1:],
-            factor_out=first.factor_out,
-            step_names=first.names[1:],
-            name=first.name,
-        )
-        flow = MultiScaleFlow(self.config.image_shape, levels)
-        return flow.inverse_latents(latents)[0]
+        return self.logit_flow().inverse_latents(latents)[0]
