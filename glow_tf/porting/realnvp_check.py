@@ -193,8 +193,10 @@ def _decode(model, images, reference: dict, collect: _Collector):
     if "sample_z" in reference:
         latents = per_scale_latents(reference["sample_z"], num_levels)
         for temperature in ("1.0", "0.7"):
-            logits = model.decode_logits(latents, temperature=float(temperature))
+            scaled = [eps * float(temperature) for eps in latents]
+            logits, log_det = model.logit_flow().inverse_latents(scaled)
             collect.tensor(f"sample_logit_t{temperature}", logits)
+            collect.nats(f"sample_log_diff_sum_t{temperature}", log_det)
             official = reference.get(f"sample_uint8_t{temperature}")
             if official is not None:
                 images_t = official_postprocess(logits).numpy().astype(np.int64)
