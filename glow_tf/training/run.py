@@ -92,13 +92,14 @@ def model_config_for_source(
         raise ValueError(f"{type(config).__name__} models are unconditional (use --conditional false)")
     height, width, _ = source.image_shape
     num_levels = changes.get("num_levels", config.num_levels)
-    squeezes = num_levels if isinstance(config, GlowConfig) else num_levels - 1
+    glow = isinstance(config, GlowConfig)
+    squeezes = num_levels if glow else num_levels - 1
     factor = 2**squeezes
     if height % factor or width % factor:
         raise ValueError(
             f"images of {height}x{width} cannot be squeezed {squeezes} times "
-            f"(their size must be divisible by {factor}); pass another "
-            "--image-size or fewer --num-levels"
+            f"(their size must be divisible by {'2**num_levels' if glow else '2**(num_levels - 1)'}"
+            f" = {factor}); pass another --image-size or fewer --num-levels"
         )
     changes = {**changes, "image_shape": source.image_shape}
     if isinstance(config, GlowConfig):
