@@ -14,7 +14,9 @@ Data flow (encode; decode runs it backwards):
       -> objectives: bits/dim = -(log N(eps) + log|det| - log q(u | x)) / (D log 2)
 
 `models.FlowModel` wraps it all for `fit` / `encode` / `decode` / `sample`;
-`models.GlowModel` supplies Glow's levels (`glow_level`) and top prior.
+`models.GlowModel` supplies Glow's levels (`glow_level`) and top prior;
+`models.RealNVPModel` the official RealNVP's scales (logit preprocessing,
+masked couplings with flow batch norms, `realnvp_level`).
 """
 
 import os
@@ -31,14 +33,14 @@ if keras.backend.backend() != "tensorflow":
         f"glow_tf needs Keras' TensorFlow backend, but KERAS_BACKEND is {keras.backend.backend()!r}"
     )
 
-from glow_tf.config import GlowConfig  # noqa: E402
+from glow_tf.config import GlowConfig, RealNVPConfig  # noqa: E402
 from glow_tf.data.preprocess import postprocess  # noqa: E402
 from glow_tf.distribution import glow_distribution  # noqa: E402
 from glow_tf.flow import *  # noqa: E402,F401,F403
 from glow_tf.flow import __all__ as _flow_all  # noqa: E402
 from glow_tf.data.dequantize import UniformDequantization  # noqa: E402
 from glow_tf.data.variational_dequantize import VariationalDequantization  # noqa: E402
-from glow_tf.models import Encoding, FlowModel, GlowModel  # noqa: E402
+from glow_tf.models import Encoding, FlowModel, GlowModel, RealNVPModel  # noqa: E402
 from glow_tf.prior import TopPriorLayer  # noqa: E402
 
 __all__ = [
@@ -46,6 +48,8 @@ __all__ = [
     "FlowModel",
     "GlowConfig",
     "GlowModel",
+    "RealNVPConfig",
+    "RealNVPModel",
     "TopPriorLayer",
     "UniformDequantization",
     "VariationalDequantization",

@@ -26,7 +26,16 @@ import json
 import numbers
 from typing import Any
 
-__all__ = ["GlowConfig", "FrozenConfig", "COUPLINGS", "PERMUTATIONS", "NETWORK_DTYPES", "LIMITS"]
+__all__ = [
+    "GlowConfig",
+    "RealNVPConfig",
+    "FrozenConfig",
+    "COUPLINGS",
+    "PERMUTATIONS",
+    "NETWORK_DTYPES",
+    "LIMITS",
+    "REALNVP_LIMITS",
+]
 
 COUPLINGS = ("additive", "affine")
 PERMUTATIONS = ("reverse", "shuffle", "conv1x1")
@@ -213,6 +222,13 @@ class GlowConfig(FrozenConfig):
         the model's own) or "mixed_bfloat16" / "mixed_float16"."""
         return None if self.network_dtype == "float32" else f"mixed_{self.network_dtype}"
 
+    def summary(self) -> str:
+        """One line naming the architecture (for logs)."""
+        return (
+            f"Glow L={self.num_levels} K={self.num_steps} width={self.hidden_channels} "
+            f"{self.coupling} {self.permutation} {self.num_bits} bits"
+        )
+
 
 def estimated_num_weights(config: GlowConfig) -> int:
     """About how many weights a GlowModel of `config` has (within a few percent).
@@ -243,3 +259,186 @@ def estimated_num_weights(config: GlowConfig) -> int:
 
 def _is_int(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+# Bounds of a RealNVPConfig, checked like LIMITS. The official code's largest
+# runs (ImageNet / CelebA 64x64: 5 scales, base_dim 32, 4 residual blocks) have
+# about 10M weights.
+REALNVP_LIMITS = {
+    "image_side": 4096,
+    "channels": 4,
+    "num_levels": 10,
+    "num_blocks": 64,
+    "hidden_channels": 8192,
+    "num_weights": 1_000_000_000,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class RealNVPConfig(FrozenConfig):
+    """Frozen, validated hyper-parameters of a `RealNVPModel` (the official
+    TensorFlow RealNVP code's multi-scale architecture, `recursion_type` 2).
+
+    Names, next to the paper and the official `hps` (hpconfig) names:
+
+    | RealNVPConfig    | official hps / flag | meaning                                      |
+    |------------------|---------------------|----------------------------------------------|
+    | image_shape      | image_size (square) | [H, W, C] of the images                      |
+    | num_levels       | n_scale             | scales of the multi-scale architecture       |
+    | hidden_channels  | base_dim            | network width at scale 0 (doubled per scale) |
+    | num_blocks       | residual_blocks     | residual blocks per coupling network         |
+    | coupling         | use_aff 1 / 0       | "affine" / "additive" (couplings 0, 1, 4, 5) |
+    | batch_norm       | use_batch_norm      | network and flow batch norms                 |
+    | skip             | skip                | skip connections in the networks             |
+    | data_constraint  | data_constraint     | alpha of the logit preprocessing             |
+    | l2_coeff         | l2_coeff            | L2 penalty on magnitudes and rescaling scales|
+    | num_bits         |                     | bits per pixel value (official: 8)           |
+
+    Scale s < L-1 applies three checkerboard couplings, a channel-major
+    squeeze, three channel couplings, an unsqueeze, then factors out half of
+    the channels (a diagonal-first squeeze; the off-diagonal pixels of every
+    2x2 block leave as latents); the last scale applies four checkerboard
+    couplings. Scale s's networks have hidden_channels * 2**s channels
+    (channel couplings twice that).
+
+    Attributes:
+      image_shape: (height, width, channels).
+      num_levels: L >= 1 scales.
+      hidden_channels: width at scale 0.
+      num_blocks: residual blocks per network, >= 1.
+      coupling: "affine" or "additive" (couplings 2, 3 and 6 are affine
+        either way, as in the official code).
+      batch_norm: batch norms in the networks and after every coupling.
+      skip: skip connections in the networks.
+      data_constraint: alpha in (0, 1].
+      l2_coeff: official L2 coefficient (on the loss in nats; the model
+        divides it by D log 2 since its loss is in bits/dim).
+      num_bits: 1..8.
+      num_classes: always 0 (RealNVP is unconditional).
+      seed: seed of the random initial weights.
+    """
+
+    image_shape: tuple[int, int, int] = (32, 32, 3)
+    num_levels: int = 2
+    hidden_channels: int = 64
+    num_blocks: int = 8
+    coupling: str = "affine"
+    batch_norm: bool = True
+    skip: bool = True
+    data_constraint: float = 0.9
+    l2_coeff: float = 5e-5
+    num_bits: int = 8
+    num_classes: int = 0
+    seed: int = 0
+
+    def __post_init__(self):
+        shape = tuple(self.image_shape)
+        if len(shape) != 3 or not all(_is_int(s) and s > 0 for s in shape):
+            raise ValueError(
+                f"image_shape must be three positive ints (H, W, C), got {self.image_shape!r}"
+            )
+        object.__setattr__(self, "image_shape", tuple(int(s) for s in shape))
+        for name in ("num_levels", "hidden_channels", "num_blocks", "num_bits", "seed"):
+            value = getattr(self, name)
+            if _is_int(value):
+                object.__setattr__(self, name, int(value))
+        for name in ("num_levels", "hidden_channels", "num_blocks"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                raise ValueError(f"{name} must be a positive int, got {value!r}")
+        height, width, channels = self.image_shape
+        limited = {
+            "image height": (height, "image_side"),
+            "image width": (width, "image_side"),
+            "image channels": (channels, "channels"),
+            "num_levels": (self.num_levels, "num_levels"),
+            "num_blocks": (self.num_blocks, "num_blocks"),
+            "hidden_channels": (self.hidden_channels, "hidden_channels"),
+        }
+        for name, (value, limit) in limited.items():
+            if value > REALNVP_LIMITS[limit]:
+                raise ValueError(
+                    f"{name} = {value} is above the limit of {REALNVP_LIMITS[limit]} "
+                    "(glow_tf.config.REALNVP_LIMITS); the config is corrupt or not meant for "
+                    "this package"
+                )
+        weights = estimated_realnvp_weights(self)
+        if weights > REALNVP_LIMITS["num_weights"]:
+            raise ValueError(
+                f"this config would have about {weights:.3g} weights, above the limit of "
+                f"{REALNVP_LIMITS['num_weights']:.3g}; the config is corrupt or not meant for "
+                "this package"
+            )
+        factor = 2 ** (self.num_levels - 1)
+        if height % factor or width % factor or (self.num_levels > 1 and (height % 2 or width % 2)):
+            raise ValueError(
+                f"image size {height}x{width} is not divisible by 2**(num_levels - 1) = "
+                f"{factor}; use fewer levels or another image size"
+            )
+        for name in ("batch_norm", "skip"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be a bool, got {getattr(self, name)!r}")
+        if self.coupling not in COUPLINGS:
+            raise ValueError(f"unknown coupling {self.coupling!r}; expected one of {COUPLINGS}")
+        if not 0.0 < self.data_constraint <= 1.0:
+            raise ValueError(f"data_constraint must lie in (0, 1], got {self.data_constraint!r}")
+        if not self.l2_coeff >= 0:
+            raise ValueError(f"l2_coeff must be >= 0, got {self.l2_coeff!r}")
+        if not _is_int(self.num_bits) or not 1 <= self.num_bits <= 8:
+            raise ValueError(f"num_bits must be an int in 1..8, got {self.num_bits!r}")
+        if self.num_classes != 0:
+            raise ValueError(
+                f"RealNVP models are unconditional: num_classes must be 0, got {self.num_classes!r}"
+            )
+
+    @property
+    def num_bins(self) -> int:
+        return 2**self.num_bits
+
+    @property
+    def num_dims(self) -> int:
+        """D = H * W * C, the dimension bits/dim divides by."""
+        height, width, channels = self.image_shape
+        return height * width * channels
+
+    @property
+    def conditional(self) -> bool:
+        return False
+
+    @property
+    def network_dtype(self) -> str:
+        """RealNVP networks compute in float32."""
+        return "float32"
+
+    @property
+    def weight_y(self) -> float:
+        return 0.0
+
+    def summary(self) -> str:
+        """One line naming the architecture (for logs)."""
+        return (
+            f"RealNVP scales={self.num_levels} width={self.hidden_channels} "
+            f"blocks={self.num_blocks} {self.coupling}"
+            f"{' batch-norm' if self.batch_norm else ''} {self.num_bits} bits"
+        )
+
+
+def estimated_realnvp_weights(config: RealNVPConfig) -> int:
+    """About how many weights a RealNVPModel of `config` has: per network of
+    width w on c input and o output channels, a 3x3 c -> w, per block two 3x3
+    w -> w and a 1x1 skip, and a 1x1 w -> o."""
+    total = 0
+    channels = config.image_shape[2]
+    width = config.hidden_channels
+    for scale in range(config.num_levels):
+        last = scale == config.num_levels - 1
+        networks = [(2 * channels + 1, width, 2 * channels)] * (4 if last else 3)
+        if not last:
+            networks += [(2 * channels, 2 * width, 4 * channels)] * 3
+        for inputs, hidden, outputs in networks:
+            total += 9 * inputs * hidden + hidden * hidden
+            total += config.num_blocks * (19 * hidden * hidden + 8 * hidden)
+            total += hidden * outputs + 4 * hidden
+        channels *= 2
+        width *= 2
+    return total

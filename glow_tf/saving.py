@@ -1,6 +1,8 @@
-"""Files on disk: loading a saved GlowModel, and writing files and directories atomically.
+"""Files on disk: loading a saved flow model, and writing files and directories atomically.
 
-    load_glow_model(path)            a `.keras` file -> GlowModel, or a clear error
+    load_flow_model(path)            a `.keras` file -> GlowModel, RealNVPModel, ... (any
+                                     family of glow_tf.models.families), or a clear error
+    load_glow_model(path)            the same, accepting only a GlowModel
     atomic_path(path)                write a temporary file, renamed to `path` on success
     save_keras_atomically(model, p)  model.save through `atomic_path`
     write_json_atomically(p, data)   json.dump through `atomic_path` (fsync'd)
@@ -24,6 +26,7 @@ from collections.abc import Iterator
 from typing import Any
 
 __all__ = [
+    "load_flow_model",
     "load_glow_model",
     "atomic_path",
     "save_keras_atomically",
@@ -31,11 +34,15 @@ __all__ = [
     "staged_directory",
 ]
 
-_REGISTERED_NAME = "glow_tf>GlowModel"
-
-
 def load_glow_model(path: str | os.PathLike, compile: bool = False):
-    """Loads a `GlowModel` saved with `model.save("model.keras")`.
+    """Loads a `GlowModel` saved with `model.save("model.keras")`; see
+    `load_flow_model` (the same checks, and any other family is refused)."""
+    return load_flow_model(path, compile=compile, family="glow")
+
+
+def load_flow_model(path: str | os.PathLike, compile: bool = False, family: str | None = None):
+    """Loads a glow_tf flow model (any registered family, or only `family`)
+    saved with `model.save("model.keras")`.
 
     The archive's `config.json` is read first, so a file that is not a
     Keras archive, or holds another model, is refused before any loading.
@@ -43,22 +50,27 @@ def load_glow_model(path: str | os.PathLike, compile: bool = False):
 
     Raises:
       FileNotFoundError: no such file.
-      ValueError: not a `.keras` archive, not a glow_tf `GlowModel`, or the
-        archive does not load.
+      ValueError: not a `.keras` archive, not a glow_tf model (of `family`),
+        or the archive does not load.
     """
     import keras
 
-    from glow_tf.models import GlowModel  # registers the serialisable classes
+    from glow_tf.models.families import model_class_for, registered_names
 
+    accepted = registered_names()
+    if family is not None:
+        wanted = model_class_for(family)
+        accepted = {name: cls for name, cls in accepted.items() if cls is wanted}
+    kinds = " or ".join(cls.__name__ for cls in accepted.values())
     path = pathlib.Path(path)
     if not path.exists():
         raise FileNotFoundError(f"model file not found: {path}")
     if path.is_dir():
-        raise ValueError(f"{path} is a directory; expected a .keras file written by GlowModel.save")
+        raise ValueError(f"{path} is a directory; expected a .keras file written by {kinds}.save")
     if not zipfile.is_zipfile(path):
         raise ValueError(
             f"{path} is not a Keras .keras archive (not a zip file); expected a file "
-            "written by GlowModel.save('model.keras')"
+            f"written by {kinds}.save('model.keras')"
         )
     try:
         with zipfile.ZipFile(path) as archive:
@@ -68,17 +80,22 @@ def load_glow_model(path: str | os.PathLike, compile: bool = False):
             f"{path} is not a Keras .keras archive (no readable config.json)"
         ) from error
     registered = config.get("registered_name") or config.get("class_name")
-    if registered != _REGISTERED_NAME:
+    if registered not in accepted:
         raise ValueError(
             f"{path} holds a Keras {config.get('class_name', 'object')!r} "
-            f"(registered as {registered!r}), not a glow_tf GlowModel"
+            f"(registered as {registered!r}), not a glow_tf {kinds}"
         )
+    model_class = accepted[registered]
     try:
         model = keras.models.load_model(path, compile=compile)
     except Exception as error:  # Keras raises many types for a damaged archive
-        raise ValueError(f"could not load the GlowModel in {path}: {error}") from error
-    if not isinstance(model, GlowModel):
-        raise ValueError(f"{path} loaded as {type(model).__name__}, not a glow_tf GlowModel")
+        raise ValueError(
+            f"could not load the {model_class.__name__} in {path}: {error}"
+        ) from error
+    if not isinstance(model, model_class):
+        raise ValueError(
+            f"{path} loaded as {type(model).__name__}, not a glow_tf {model_class.__name__}"
+        )
     return model
 
 

@@ -158,6 +158,61 @@ CASES = {
 }
 
 
+def _realnvp_model(layer, images):
+    noise = tf.random.stateless_uniform(images.shape, [1, 2], 0, 1 / 256)
+    return layer.encode(images, noise=noise)
+
+
+def _unit_images(*shape):
+    return lambda: 0.45 * tf.tanh(_normal(*shape)())
+
+
+_CHECKERBOARD = {"kind": "checkerboard", "parity": 0, "keep": "first"}
+_CHANNEL = {"kind": "channel", "parity": 1, "keep": "second"}
+CASES.update(
+    {
+        "SqueezeLayer": Case(
+            dict(factor=2, order="diagonal_first", unsqueeze=False), (None, 4, 4, 4), _normal(*EVENTS)
+        ),
+        "DataConstraintLogitLayer": Case(
+            dict(alpha=0.8, offset=0.5), (None, 4, 4, 4), _unit_images(*EVENTS)
+        ),
+        "MaskedCouplingLayer": Case(
+            dict(mask=_CHANNEL, coupling="affine", hidden_channels=6, num_blocks=2, skip=False,
+                 batch_norm=False, l2_penalty=0.01, seed=3),
+            (None, 4, 4, 4),
+            _normal(*EVENTS),
+        ),
+        "FlowBatchNormLayer": Case(dict(mask=_CHECKERBOARD), (None, 4, 4, 4), _normal(*EVENTS)),
+        "RealNVPCouplingLayer": Case(
+            dict(mask=_CHECKERBOARD, coupling="additive", hidden_channels=6, num_blocks=1,
+                 skip=True, batch_norm=True, l2_penalty=0.0, seed=3),
+            (None, 4, 4, 4),
+            _normal(*EVENTS),
+        ),
+        "WeightNormConv2D": Case(
+            dict(filters=6, kernel_size=3, use_magnitude=False, use_bias=True,
+                 magnitude_regularizer=None, seed=3),
+            (None, 4, 4, 2),
+            _normal(2, 4, 4, 2),
+        ),
+        "RealNVPResNet": Case(
+            dict(hidden_channels=6, output_channels=4, num_blocks=2, skip=True, batch_norm=True,
+                 mask_channel=True, input_scale=2.0, magnitude_regularizer=None, seed=3),
+            (None, 4, 4, 3),
+            _normal(2, 4, 4, 3),
+        ),
+        "RealNVPModel": Case(
+            dict(config=glow_tf.RealNVPConfig(image_shape=(4, 4, 1), num_levels=2,
+                                              hidden_channels=4, num_blocks=1)),
+            None,
+            lambda: tf.constant(tiny_images(2, (4, 4, 1))),
+            _realnvp_model,
+        ),
+    }
+)
+
+
 def test_every_registered_layer_has_a_case():
     found = set(registered_layers())
     assert found - set(CASES) == set(), (

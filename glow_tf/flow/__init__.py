@@ -10,6 +10,13 @@ from glow_tf.flow.conv1x1 import (
 )
 from glow_tf.flow.conditional_coupling import ConditionalCouplingLayer
 from glow_tf.flow.coupling import AdditiveCoupling, AffineCoupling, CouplingLayer
+from glow_tf.flow.coupling_mask import CouplingMask
+from glow_tf.flow.data_constraint import (
+    DataConstraintLogit,
+    DataConstraintLogitLayer,
+    official_postprocess,
+)
+from glow_tf.flow.flow_batch_norm import FlowBatchNorm, FlowBatchNormLayer
 from glow_tf.flow.intermediates import recording_intermediates
 from glow_tf.flow.level import Level, LevelLayer
 from glow_tf.flow.multiscale import (
@@ -18,14 +25,36 @@ from glow_tf.flow.multiscale import (
     latent_shapes,
     unflatten_latents,
 )
+from glow_tf.flow.masked_coupling import MaskedCoupling, MaskedCouplingLayer
 from glow_tf.flow.permutation import ChannelPermutation, ReverseLayer, ShuffleLayer
+from glow_tf.flow.realnvp_coupling import RealNVPCouplingLayer
 from glow_tf.flow.sequence import FlowSequence
 from glow_tf.flow.split import Split, SplitLayer
-from glow_tf.flow.squeeze import Squeeze, SqueezeLayer, squeeze2d, unsqueeze2d
+from glow_tf.flow.squeeze import (
+    Squeeze,
+    SqueezeLayer,
+    Unsqueeze,
+    squeeze2d,
+    squeeze2d_diagonal_first,
+    unsqueeze2d,
+    unsqueeze2d_diagonal_first,
+)
 from glow_tf.flow.standardize import Standardize
 from glow_tf.flow.step import FlowStepLayer
 
 __all__ = [
+    "unsqueeze2d_diagonal_first",
+    "squeeze2d_diagonal_first",
+    "official_postprocess",
+    "Unsqueeze",
+    "RealNVPCouplingLayer",
+    "MaskedCouplingLayer",
+    "MaskedCoupling",
+    "FlowBatchNormLayer",
+    "FlowBatchNorm",
+    "DataConstraintLogitLayer",
+    "DataConstraintLogit",
+    "CouplingMask",
     "ActNorm",
     "ActNormLayer",
     "AdditiveCoupling",

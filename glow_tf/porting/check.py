@@ -1,6 +1,10 @@
-"""Checks a GlowModel against reference outputs of the official OpenAI code.
+"""Checks a GlowModel (or a RealNVPModel) against reference outputs of the official code.
 
     python -m glow_tf.porting.check --model model.keras --reference DIR
+
+For a RealNVPModel, DIR is laid out like the official RealNVP fixtures
+(`ref_R1`) and the comparison is `glow_tf.porting.realnvp_check`'s; for a
+GlowModel:
 
 DIR has the layout of the OpenAI reference fixtures (`ref_A`):
 
@@ -37,7 +41,7 @@ import tensorflow as tf
 from glow_tf.cli import command
 from glow_tf.flow.intermediates import recording_intermediates
 from glow_tf.objectives import classification_bits, standard_normal_log_prob
-from glow_tf.saving import load_glow_model
+from glow_tf.saving import load_flow_model
 
 __all__ = ["Comparison", "compare_with_reference", "format_report", "main", "TOLERANCE"]
 
@@ -185,6 +189,12 @@ def compare_with_reference(model, reference_dir: str | os.PathLike) -> list[Comp
         noise_ref.npy, holds no reference outputs, or its images do not fit
         the model.
     """
+    from glow_tf.models.realnvp import RealNVPModel
+
+    if isinstance(model, RealNVPModel):
+        from glow_tf.porting.realnvp_check import compare_realnvp_with_reference
+
+        return compare_realnvp_with_reference(model, reference_dir)
     reference_dir = os.fspath(reference_dir)
     config = model.config
     for needed in ("x_ref.npy", "noise_ref.npy"):
@@ -290,18 +300,18 @@ def format_report(comparisons: list[Comparison]) -> str:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m glow_tf.porting.check",
-        description="Compare a GlowModel (.keras) with the official OpenAI outputs in DIR.",
+        description="Compare a GlowModel or RealNVPModel (.keras) with the official outputs in DIR.",
     )
-    parser.add_argument("--model", required=True, help="a .keras file of a GlowModel")
+    parser.add_argument("--model", required=True, help="a .keras file of a GlowModel or RealNVPModel")
     parser.add_argument(
         "--reference",
         required=True,
         metavar="DIR",
-        help="a folder laid out like the OpenAI reference fixtures (ref_A)",
+        help="a folder laid out like the OpenAI (ref_A) or RealNVP (ref_R1) reference fixtures",
     )
     args = parser.parse_args(argv)
     try:
-        comparisons = compare_with_reference(load_glow_model(args.model), args.reference)
+        comparisons = compare_with_reference(load_flow_model(args.model), args.reference)
     except Exception:
         print("FAIL")  # the last line is always the verdict; the error follows on stderr
         raise

@@ -1,4 +1,4 @@
-"""Converts official OpenAI Glow weights into a GlowModel saved as `.keras`.
+"""Converts official OpenAI Glow (or TensorFlow RealNVP) weights into a model saved as `.keras`.
 
     python -m glow_tf.porting.convert (--checkpoint PREFIX_OR_DIR | --graph FILE.pb)
         [--hps hps.json] [--image-size N --n-bits B] [--ema] [--weight-y W]
@@ -9,6 +9,12 @@ origin: weights, hps or flag), notes, and how many variables were mapped.
 On any error it prints `python -m glow_tf.porting.convert: error: ...`, exits
 with status 2 and writes nothing.
 `--dry-run` maps every name without writing a model.
+
+A checkpoint whose variables are named like the official TensorFlow RealNVP
+code's (`model/scale_{s}/coupling_{k}/...`) is ported to a RealNVPModel
+(`glow_tf.porting.realnvp_names`); `--hps` is then the official
+hyper-parameters as JSON (see glow_tf/porting/README.md) and `--image-size`
+the image size if the hps do not hold it.
 """
 
 from __future__ import annotations
@@ -80,6 +86,8 @@ def main(argv=None) -> int:
     from glow_tf.porting.port import plan_port, port_openai_weights
     from glow_tf.saving import save_keras_atomically
 
+    if args.checkpoint and _is_realnvp_checkpoint(args.checkpoint):
+        return _convert_realnvp(args)
     hps = read_hps(args.hps) if args.hps else None
     if args.checkpoint:
         weights = read_checkpoint(args.checkpoint, ema=args.ema)
@@ -113,6 +121,61 @@ def main(argv=None) -> int:
     print(
         f"mapped {result.num_variables} OpenAI variables onto {result.num_weights} weights "
         f"of a GlowModel ({parameters:,} trainable parameters)"
+    )
+    save_keras_atomically(result.model, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+def _is_realnvp_checkpoint(path) -> bool:
+    import tensorflow as tf
+
+    from glow_tf.porting.checkpoint import resolve_checkpoint_prefix
+    from glow_tf.porting.realnvp_names import is_realnvp_names
+
+    try:
+        names = [name for name, _ in tf.train.list_variables(resolve_checkpoint_prefix(path))]
+    except Exception:  # the Glow reader reports unreadable checkpoints
+        return False
+    return is_realnvp_names(names)
+
+
+def _convert_realnvp(args) -> int:
+    import numpy as np
+
+    from glow_tf.porting.realnvp_names import (
+        port_realnvp,
+        read_realnvp_checkpoint,
+        read_realnvp_hps,
+        realnvp_config,
+        realnvp_weight_slots,
+    )
+    from glow_tf.saving import save_keras_atomically
+
+    if args.ema or args.n_bits or args.weight_y is not None:
+        raise ValueError("--ema, --n-bits and --weight-y do not apply to a RealNVP checkpoint")
+    variables = read_realnvp_checkpoint(args.checkpoint)
+    hps = read_realnvp_hps(args.hps) if args.hps else None
+    print(f"official TensorFlow RealNVP checkpoint {args.checkpoint}: {len(variables)} variables")
+    if args.dry_run:
+        from glow_tf.compat import never_allocated
+        from glow_tf.models.realnvp import RealNVPModel
+
+        config = realnvp_config(variables, hps, args.image_size)
+        print(f"config: {config}")
+        with never_allocated(lambda: RealNVPModel(config)) as model:
+            slots = realnvp_weight_slots(model)
+            for name, variable in slots.items():
+                print(f"  {name:<60} -> {variable.path}")
+        print(f"dry run: {len(slots)} variables map onto the model; nothing written")
+        return 0
+    result = port_realnvp(variables, hps, args.image_size)
+    print(f"config: {result.config}")
+    parameters = sum(int(np.prod(w.shape)) for w in result.model.weights if w.trainable)
+    print(
+        f"mapped {result.num_weights} official variables onto a RealNVPModel "
+        f"({parameters:,} trainable parameters); {result.num_unused} unused "
+        "(batch-norm step counters, global_step)"
     )
     save_keras_atomically(result.model, args.out)
     print(f"wrote {args.out}")

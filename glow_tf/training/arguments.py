@@ -22,7 +22,7 @@ import dataclasses
 import os
 from typing import Any
 
-from glow_tf.config import COUPLINGS, NETWORK_DTYPES, PERMUTATIONS, GlowConfig
+from glow_tf.config import COUPLINGS, NETWORK_DTYPES, PERMUTATIONS, GlowConfig, RealNVPConfig
 from glow_tf.data.dequantizers import DEQUANTIZATIONS
 from glow_tf.presets import PRESETS, Preset
 from glow_tf.training.config import IMAGE_CHANNELS, TrainingConfig
@@ -61,7 +61,12 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
         formatter_class=_HelpFormatter,
     )
     run = parser.add_argument_group("run")
-    run.add_argument("--preset", default="digits", choices=sorted(PRESETS), help="training recipe")
+    run.add_argument("--preset", choices=sorted(PRESETS), help="training recipe (default: digits, or realnvp_digits with --model realnvp)")
+    run.add_argument(
+        "--model",
+        choices=("glow", "realnvp"),
+        help="model family; default: the preset's (a preset of another family is refused)",
+    )
     run.add_argument("--output-dir", help="run directory (default runs/<preset>)")
     run.add_argument(
         "--resume",
@@ -107,6 +112,11 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
     )
     model.add_argument("--weight-y", type=float, help="weight of the classifier loss (conditional)")
     model.add_argument("--seed", type=int, help="seed of the initial weights and the data order")
+    model.add_argument("--num-blocks", type=int, help="RealNVP: residual blocks per network")
+    model.add_argument("--batch-norm", type=_on_off, metavar="BOOL", help="RealNVP: batch norms")
+    model.add_argument("--skip", type=_on_off, metavar="BOOL", help="RealNVP: skip connections")
+    model.add_argument("--data-constraint", type=float, help="RealNVP: alpha of the logit")
+    model.add_argument("--l2-coeff", type=float, help="RealNVP: official L2 coefficient")
 
     train = parser.add_argument_group("training (TrainingConfig fields)")
     train.add_argument("--epochs", type=int)
@@ -217,9 +227,21 @@ def configs_from_args(args: argparse.Namespace) -> RunArguments:
       ValueError: a flag value the configs refuse, or --mixed-precision
         contradicting --network-dtype.
     """
-    preset: Preset = PRESETS[args.preset]
-    model_changes = _given(args, GlowConfig)
-    if args.mixed_precision is not None:
+    family = getattr(args, "model", None)
+    preset_name = args.preset or ("realnvp_digits" if family == "realnvp" else "digits")
+    preset: Preset = PRESETS[preset_name]
+    config_class = type(preset.model)
+    if family is not None and config_class is not {"glow": GlowConfig, "realnvp": RealNVPConfig}[family]:
+        raise ValueError(
+            f"--model {family} does not match preset {preset_name!r} (a {config_class.__name__})"
+        )
+    model_changes = _given(args, config_class)
+    other = GlowConfig if config_class is RealNVPConfig else RealNVPConfig
+    foreign = sorted(set(_given(args, other)) - set(model_changes) - {"seed"})
+    if foreign:
+        flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
+        raise ValueError(f"{flags} do(es) not apply to a {config_class.__name__} model")
+    if args.mixed_precision is not None and config_class is GlowConfig:
         dtype = MIXED_PRECISION_ALIASES[args.mixed_precision]
         if model_changes.get("network_dtype", dtype) != dtype:
             raise ValueError(
@@ -239,7 +261,7 @@ def configs_from_args(args: argparse.Namespace) -> RunArguments:
     options = RunOptions(
         **{
             **_given(args, RunOptions),
-            "output_dir": args.output_dir or os.path.join("runs", args.preset),
+            "output_dir": args.output_dir or os.path.join("runs", preset_name),
         }
     )
     return RunArguments(

@@ -21,7 +21,7 @@ from glow_tf.data.datasets import load_source
 from glow_tf.data.dequantize import uniform_noise
 from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
 from glow_tf.data.source import DataSource
-from glow_tf.models import GlowModel
+from glow_tf.models import FlowModel, model_class_for
 from glow_tf.training import callbacks as cb
 from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
 from glow_tf.training.config import TrainingConfig
@@ -63,7 +63,7 @@ class RunResult(NamedTuple):
     """How a run ended: exit code 0 (finished) or 1 (stopped by a guard), and its model."""
 
     code: int
-    model: GlowModel
+    model: FlowModel
 
 
 def model_config_for_source(
@@ -88,24 +88,24 @@ def model_config_for_source(
             f"dataset {source.name!r} has no class labels; a conditional model needs them "
             "(use --conditional false)"
         )
+    if conditional and not config.conditional and not isinstance(config, GlowConfig):
+        raise ValueError(f"{type(config).__name__} models are unconditional (use --conditional false)")
     height, width, _ = source.image_shape
     num_levels = changes.get("num_levels", config.num_levels)
-    factor = 2**num_levels
+    glow = isinstance(config, GlowConfig)
+    squeezes = num_levels if glow else num_levels - 1
+    factor = 2**squeezes
     if height % factor or width % factor:
         raise ValueError(
-            f"images of {height}x{width} cannot be squeezed {num_levels} times "
-            f"(their size must be divisible by 2**num_levels = {factor}); pass another "
-            "--image-size or fewer --num-levels"
+            f"images of {height}x{width} cannot be squeezed {squeezes} times "
+            f"(their size must be divisible by {'2**num_levels' if glow else '2**(num_levels - 1)'}"
+            f" = {factor}); pass another --image-size or fewer --num-levels"
         )
-    weight_y = changes.get("weight_y", config.weight_y) if conditional else 0.0
-    return config.replace(
-        **{
-            **changes,
-            "image_shape": source.image_shape,
-            "num_classes": source.num_classes if conditional else 0,
-            "weight_y": weight_y,
-        }
-    )
+    changes = {**changes, "image_shape": source.image_shape}
+    if isinstance(config, GlowConfig):
+        changes["num_classes"] = source.num_classes if conditional else 0
+        changes["weight_y"] = changes.get("weight_y", config.weight_y) if conditional else 0.0
+    return config.replace(**changes)
 
 
 def _steps_per_epoch(training: TrainingConfig, source: DataSource) -> int:
@@ -126,7 +126,7 @@ def _steps_per_epoch(training: TrainingConfig, source: DataSource) -> int:
 def _build_model(config, training, warmup_steps, checkpoint, source):
     """The compiled model, with the checkpoint's weights and optimizer state,
     or data-dependent init; returns (model, initial epoch)."""
-    model = GlowModel(config, dequantizer=training.dequantization)
+    model = model_class_for(config)(config, dequantizer=training.dequantization)
     loss_scale = initial_loss_scale(config.num_dims) if config.network_dtype == "float16" else None
     optimizer = make_optimizer(
         training.optimizer,
@@ -217,8 +217,7 @@ def train(
         write_json_atomically(os.path.join(output_dir, "run.json"), run_description)
     print(
         f"glow_tf: {source.name} {'x'.join(map(str, config.image_shape))}, "
-        f"L={config.num_levels} K={config.num_steps} width={config.hidden_channels} "
-        f"{config.coupling} {config.permutation} {config.num_bits} bits"
+        f"{config.summary()}"
         f"{f', {config.num_classes} classes' if labels else ''}; "
         f"{replicas} replica(s), batch {training.batch_size}, "
         f"{steps_per_epoch} steps/epoch; output in {output_dir}",

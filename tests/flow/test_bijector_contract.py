@@ -13,8 +13,8 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from glow_tf import GlowConfig, GlowModel
-from glow_tf.models import glow_level
+from glow_tf import GlowConfig, GlowModel, RealNVPConfig, RealNVPModel
+from glow_tf.models import glow_level, realnvp_level
 from glow_tf.flow import (
     ActNorm,
     ActNormLayer,
@@ -28,6 +28,13 @@ from glow_tf.flow import (
     SplitLayer,
     Squeeze,
     Standardize,
+    CouplingMask,
+    DataConstraintLogitLayer,
+    FlowBatchNorm,
+    FlowBatchNormLayer,
+    MaskedCouplingLayer,
+    RealNVPCouplingLayer,
+    Unsqueeze,
 )
 
 tfb = tfp.bijectors
@@ -111,6 +118,76 @@ CASES = {
 }
 
 
+def _masked_coupling(mask, coupling="affine", batch_norm=True, seed=12):
+    def make(dtype):
+        layer = MaskedCouplingLayer(
+            mask, coupling, hidden_channels=6, batch_norm=batch_norm, seed=seed, dtype=dtype
+        )
+        return randomize(built(layer, (4, 4, 4)), scale=0.3).bijector()
+
+    return ((4, 4, 4), make)
+
+
+def _moving_statistics(layer, seed):
+    rng = np.random.default_rng(seed)
+    layer.moving_mean.assign(0.3 * rng.standard_normal(layer.moving_mean.shape))
+    layer.moving_variance.assign(0.5 + rng.random(layer.moving_variance.shape))
+    return layer
+
+
+def _realnvp_level(index):
+    config = RealNVPConfig(image_shape=(4, 4, 2), num_levels=2, hidden_channels=4, num_blocks=1)
+
+    def make(dtype):
+        level = built(realnvp_level(config, index, seed=13, dtype=dtype), config.image_shape if index == 0 else (2, 2, 4))
+        for layer in level.steps:
+            if isinstance(layer, RealNVPCouplingLayer):
+                _moving_statistics(layer.batch_norm, 14)
+        return randomize(level, scale=0.1).bijector()
+
+    return (config.image_shape if index == 0 else (2, 2, 4)), make
+
+
+CASES.update(
+    {
+        "squeeze_diagonal_first": ((4, 4, 2), lambda dtype: Squeeze(order="diagonal_first")),
+        "unsqueeze_channel_major": ((2, 2, 8), lambda dtype: Unsqueeze()),
+        "data_constraint_logit": (
+            (2, 2, 3),
+            lambda dtype: DataConstraintLogitLayer(0.9, dtype=dtype).bijector(),
+        ),
+        "masked_coupling_checkerboard_even": _masked_coupling(CouplingMask("checkerboard", 1)),
+        "masked_coupling_checkerboard_odd": _masked_coupling(CouplingMask("checkerboard", 0)),
+        "masked_coupling_channel_first": _masked_coupling(CouplingMask("channel", keep="first")),
+        "masked_coupling_channel_second": _masked_coupling(CouplingMask("channel", keep="second")),
+        "masked_coupling_additive": _masked_coupling(CouplingMask("checkerboard", 0), "additive"),
+        "masked_coupling_no_batch_norm": _masked_coupling(
+            CouplingMask("channel", keep="second"), batch_norm=False
+        ),
+        "flow_batch_norm_checkerboard": (
+            (4, 4, 3),
+            lambda dtype: _moving_statistics(
+                built(FlowBatchNormLayer(CouplingMask("checkerboard", 1), dtype=dtype), (4, 4, 3)), 15
+            ).bijector(),
+        ),
+        "flow_batch_norm_channel": (
+            (2, 2, 4),
+            lambda dtype: FlowBatchNorm(
+                _rng_tensor([2], dtype, 16), 0.5 + tf.abs(_rng_tensor([2], dtype, 17)),
+                CouplingMask("channel", keep="second"),
+            ),
+        ),
+        "realnvp_level_0": _realnvp_level(0),
+    }
+)
+
+# Cases whose inputs must lie in a domain: normal draws are mapped into it.
+DOMAINS = {
+    "data_constraint_logit": lambda x: 0.45 * tf.tanh(x),
+    "realnvp_level_0": lambda x: 0.45 * tf.tanh(x),
+}
+
+
 def _multiscale(dtype, **config):
     config = GlowConfig(image_shape=(4, 4, 1), num_levels=2, num_steps=2, hidden_channels=6, **config)
     model = randomize(GlowModel(config, dtype=dtype), scale=0.05)
@@ -127,6 +204,16 @@ CASES["multiscale_additive_reverse"] = (
     lambda dtype: _multiscale(dtype, coupling="additive", permutation="reverse", learn_top=False),
 )
 
+
+def _realnvp_multiscale(dtype):
+    config = RealNVPConfig(image_shape=(4, 4, 1), num_levels=2, hidden_channels=4, num_blocks=1)
+    model = randomize(RealNVPModel(config, dtype=dtype), scale=0.05)
+    return model.flow()
+
+
+CASES["multiscale_realnvp"] = ((4, 4, 1), _realnvp_multiscale)
+DOMAINS["multiscale_realnvp"] = lambda x: 0.45 * tf.tanh(x)
+
 BATCH = 3
 TOLERANCE = {tf.float64: 1e-9, tf.float32: 2e-4}
 
@@ -138,15 +225,20 @@ def case(request):
     return request.param, event_shape, bijectors
 
 
-def _inputs(event_shape, dtype, seed=0):
-    return tf.constant(0.5 * np.random.default_rng(seed).standard_normal((BATCH, *event_shape)), dtype)
+def _in_domain(name, x):
+    return DOMAINS[name](x) if name in DOMAINS else x
+
+
+def _inputs(event_shape, dtype, seed=0, name=None):
+    x = tf.constant(0.5 * np.random.default_rng(seed).standard_normal((BATCH, *event_shape)), dtype)
+    return _in_domain(name, x)
 
 
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32], ids=["float64", "float32"])
 def test_round_trip_and_log_det_shapes(case, dtype):
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[dtype]
-    x = _inputs(event_shape, dtype)
+    x = _inputs(event_shape, dtype, name=name)
     y, log_det = bijector.forward_and_log_det(x)
     x_back, inverse_log_det = bijector.inverse_and_log_det(y)
     assert log_det.shape == [BATCH] and inverse_log_det.shape == [BATCH]
@@ -157,9 +249,9 @@ def test_round_trip_and_log_det_shapes(case, dtype):
 
 @pytest.mark.parametrize("dtype", [tf.float64, tf.float32], ids=["float64", "float32"])
 def test_tfp_api_fldj_equals_minus_ildj(case, dtype):
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[dtype]
-    x = _inputs(event_shape, dtype, seed=1)
+    x = _inputs(event_shape, dtype, seed=1, name=name)
     y = bijector.forward(x)
     fldj = bijector.forward_log_det_jacobian(x, event_ndims=3)
     ildj = bijector.inverse_log_det_jacobian(y, event_ndims=bijector.inverse_min_event_ndims)
@@ -170,9 +262,9 @@ def test_tfp_api_fldj_equals_minus_ildj(case, dtype):
 
 
 def test_log_det_matches_autodiff_jacobian(case):
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[tf.float64]
-    x = _inputs(event_shape, tf.float64, seed=2)
+    x = _inputs(event_shape, tf.float64, seed=2, name=name)
     with tf.GradientTape() as tape:
         tape.watch(x)
         y, log_det = bijector.forward_and_log_det(x)
@@ -183,7 +275,7 @@ def test_log_det_matches_autodiff_jacobian(case):
 
 
 def test_graph_mode_with_unknown_batch_size(case):
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[tf.float32]
 
     @tf.function(input_signature=[tf.TensorSpec([None, *event_shape], tf.float32)])
@@ -194,6 +286,7 @@ def test_graph_mode_with_unknown_batch_size(case):
 
     for batch in (1, 5):
         x = tf.constant(0.5 * np.random.default_rng(batch).standard_normal((batch, *event_shape)), tf.float32)
+        x = _in_domain(name, x)
         x_back, log_det_sum, fldj = round_trip(x)
         np.testing.assert_allclose(x_back, x, atol=2e-3)
         np.testing.assert_allclose(log_det_sum, np.zeros(batch), atol=2e-3)
@@ -201,9 +294,10 @@ def test_graph_mode_with_unknown_batch_size(case):
 
 
 def test_any_number_of_batch_dimensions(case):
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[tf.float64]
     x = tf.constant(np.random.default_rng(3).standard_normal((2, 3, *event_shape)), tf.float64)
+    x = _in_domain(name, x)
     y, log_det = bijector.forward_and_log_det(x)
     assert log_det.shape == [2, 3]
     flat_y, flat_log_det = bijector.forward_and_log_det(tf.reshape(x, [6, *event_shape]))
@@ -213,9 +307,9 @@ def test_any_number_of_batch_dimensions(case):
 
 def test_composes_with_tfp(case):
     """tfb.Invert and tfd.TransformedDistribution treat it as any TFP bijector."""
-    _, event_shape, bijectors = case
+    name, event_shape, bijectors = case
     bijector = bijectors[tf.float64]
-    x = _inputs(event_shape, tf.float64, seed=4)
+    x = _inputs(event_shape, tf.float64, seed=4, name=name)
     inverted = tfb.Invert(bijector)
     np.testing.assert_allclose(inverted.inverse(x), bijector.forward(x), atol=1e-12)
     event_size = int(np.prod(bijector.forward_event_shape(event_shape)))

@@ -37,3 +37,35 @@ def test_rejects_odd_sizes():
         squeeze2d(tf.zeros([1, 5, 4, 1]))
     with pytest.raises(ValueError, match="divisible by 4"):
         unsqueeze2d(tf.zeros([1, 2, 2, 6]))
+
+
+REALNVP_SQUEEZE_CHECK = OPENAI_REFERENCE.parent / "realnvp_reference" / "squeeze_check.npz"
+
+
+def test_matches_official_realnvp_squeezes():
+    """Labelled input (100*channel + 10*row + col) through the official
+    RealNVP `squeeze_2x2` (channel-major) and `squeeze_2x2_ordered`."""
+    from glow_tf.flow import Unsqueeze, squeeze2d_diagonal_first, unsqueeze2d_diagonal_first
+
+    with np.load(REALNVP_SQUEEZE_CHECK) as check:
+        x = check["input"]
+        channel_major, ordered = check["squeeze_2x2"], check["squeeze_2x2_ordered"]
+        space_to_depth = check["space_to_depth"]
+    np.testing.assert_array_equal(squeeze2d(tf.constant(x)), channel_major)
+    ours = squeeze2d_diagonal_first(tf.constant(x))
+    np.testing.assert_array_equal(ours, ordered)
+    assert not np.array_equal(ours, space_to_depth)
+    np.testing.assert_array_equal(unsqueeze2d_diagonal_first(ours), x)
+    bijector = Squeeze(order="diagonal_first")
+    np.testing.assert_array_equal(bijector.forward(x), ordered)
+    np.testing.assert_array_equal(Unsqueeze(order="diagonal_first").forward(ordered), x)
+    # the first 2C channels are the diagonal pixels (0, 0) and (1, 1) of each block
+    np.testing.assert_array_equal(ours[..., :2], x[:, 0::2, 0::2, :])
+    np.testing.assert_array_equal(ours[..., 2:4], x[:, 1::2, 1::2, :])
+
+
+def test_diagonal_first_needs_factor_two():
+    with pytest.raises(ValueError, match="diagonal_first order needs factor 2"):
+        Squeeze(factor=3, order="diagonal_first")
+    with pytest.raises(ValueError, match="unknown squeeze order"):
+        Squeeze(order="space_to_depth")
