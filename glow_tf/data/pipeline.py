@@ -34,25 +34,65 @@ def training_dataset(
     shuffle_buffer: int = 10_000,
     seed: int | None = 0,
     repeat: bool = True,
+    position: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled, repeated batches of the train split.
+    """Shuffled, repeated batches of the train split, from batch `position` on.
 
-    The examples are repeated, then shuffled as one stream with a fixed seed,
+    The stream is a sequence of passes over the train split; pass p is
+    shuffled with a seed derived from (seed, p), and the passes are batched
+    as one stream (a batch may span two passes):
+
+        stream = shuffle(train, seed, 0) ++ shuffle(train, seed, 1) ++ ...
+        batch n = stream[n * batch_size : (n + 1) * batch_size]
+
     so every iterator of this dataset (Keras may create more than one, and
     every worker of a multi-worker run creates its own before sharding)
-    yields the same sequence. `drop_remainder`: every batch has `batch_size`
-    images, so replicas get equal shares.
+    yields the same sequence, and `position=n` yields exactly the batches
+    n, n + 1, ... of the stream from 0: a resumed run sees the batches the
+    uninterrupted run would have seen. Skipping reads the skipped examples
+    of the current pass (at most one pass; a source of unknown size is
+    counted once). `drop_remainder`: every batch has `batch_size` images, so
+    replicas get equal shares. `seed=None`: an unseeded order (not resumable).
     """
     _check_labels(source, labels)
-    dataset = source.split("train")
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    if position < 0:
+        raise ValueError(f"position must be >= 0, got {position}")
+    split = source.split("train")
+    first_pass, skipped = 0, position * batch_size
+    if skipped and repeat:
+        first_pass, skipped = divmod(skipped, _examples_per_pass(source, split))
+    passes = tf.data.Dataset.range(first_pass, _NUM_PASSES if repeat else 1)
+
+    def one_pass(index):
+        pass_seed = None if seed is None else _pass_seed(seed, index)
+        return split.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False)
+
+    dataset = passes.flat_map(one_pass)
+    if skipped:
+        dataset = dataset.skip(skipped)
     dataset = dataset.batch(batch_size, drop_remainder=True, num_parallel_calls=_AUTOTUNE)
     dataset = dataset.map(
         lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE
     )
     return dataset.prefetch(_AUTOTUNE)
+
+
+_NUM_PASSES = 2**62  # "forever"; range() needs an end
+
+
+def _pass_seed(seed: int, index: tf.Tensor) -> tf.Tensor:
+    # distinct op seeds for the passes of one run; shuffle truncates to 31 bits
+    return tf.constant(int(seed) % 2**31, tf.int64) * 1_000_003 + index
+
+
+def _examples_per_pass(source: DataSource, split: tf.data.Dataset) -> int:
+    count = source.num_examples.get("train")
+    if count is None:
+        cardinality = int(split.cardinality())
+        count = cardinality if cardinality >= 0 else int(split.reduce(0, lambda n, _: n + 1))
+    if count < 1:
+        raise ValueError(f"dataset {source.name!r} has no training examples")
+    return count
 
 
 def evaluation_dataset(

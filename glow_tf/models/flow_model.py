@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf import compat
+from glow_tf.data import dequantize
 from glow_tf.data.dequantize import UniformDequantization
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
@@ -367,25 +368,45 @@ class FlowModel(keras.Model):
         self.update_extra_metrics(terms, y)
         return compat.multi_worker_reducible_logs({m.name: m.result() for m in self.metrics})
 
-    def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
-        """Keras `compile`, plus `gradient_clip_norm`: rescale each update's
-        gradient g (of the mean loss over the global batch, all replicas) to
+    def compile(
+        self,
+        optimizer="adamax",
+        *args,
+        gradient_clip_norm: float | None = None,
+        noise_seed: int | None = None,
+        **kwargs,
+    ):
+        """Keras `compile`, plus:
+
+        `gradient_clip_norm`: rescale each update's gradient g (of the mean
+        loss over the global batch, all replicas) to
 
             g * min(1, gradient_clip_norm / ||g||)     (global norm over all weights)
 
         Unlike the optimizer's own `global_clipnorm`, which under a
         distribution strategy clips each replica's partial gradient, this
         clips the gradient that is actually applied.
+
+        `noise_seed`: draw the training dequantisation noise of each update
+        statelessly from (noise_seed, optimizer step) (folded with the
+        replica id when there are several), so a run resumed from a
+        checkpoint draws the noise the uninterrupted run would have drawn;
+        None: unseeded noise.
         """
         if gradient_clip_norm is not None and not gradient_clip_norm > 0:
             raise ValueError(f"gradient_clip_norm must be > 0, got {gradient_clip_norm}")
+        if noise_seed is not None and not isinstance(noise_seed, (int, np.integer)):
+            raise ValueError(f"noise_seed must be an int or None, got {noise_seed!r}")
         self.gradient_clip_norm = gradient_clip_norm
+        self.noise_seed = None if noise_seed is None else int(noise_seed)
         super().compile(optimizer, *args, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None and getattr(self, "gradient_clip_norm", None):
             config = {**config, "gradient_clip_norm": self.gradient_clip_norm}
+        if config is not None and getattr(self, "noise_seed", None) is not None:
+            config = {**config, "noise_seed": self.noise_seed}
         return config
 
     def compile_from_config(self, config):
@@ -400,10 +421,22 @@ class FlowModel(keras.Model):
             self, super()._maybe_symbolic_build, iterator, data_batch
         )
 
+    def _training_noise(self, images):
+        """The dequantisation noise of this update: seeded by (noise_seed,
+        step) with `compile(noise_seed=...)`, else None (the dequantizer draws)."""
+        if getattr(self, "noise_seed", None) is None:
+            return None
+        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        seed = tf.stack([tf.constant(self.noise_seed, tf.int64), step])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return dequantize.uniform_noise(tf.shape(images), self.config.num_bits, seed=seed)
+
     def train_step(self, data):
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self._images_terms(images, y, training=True)
+            terms = self._images_terms(images, y, self._training_noise(images), training=True)
             penalty = tf.add_n([tf.cast(p, tf.float32) for p in self.losses] or [tf.constant(0.0)])
             loss = tf.reduce_mean(terms["loss"]) + penalty
             replicas = tf.distribute.get_strategy().num_replicas_in_sync
