@@ -38,11 +38,14 @@ def training_dataset(
 ) -> tf.data.Dataset:
     """Shuffled, repeated batches of the train split, from batch `position` on.
 
-    The stream is a sequence of passes over the train split; pass p is
-    shuffled with a seed derived from (seed, p), and the passes are batched
-    as one stream (a batch may span two passes):
+    The stream is a sequence of passes over the train split; each pass is
+    cut into windows of `shuffle_buffer` consecutive examples and every
+    window is permuted by a stateless draw seeded by (seed, pass, window)
+    (so nothing depends on TensorFlow's global seed or on how many passes an
+    iterator made before). The passes are batched as one stream (a batch may
+    span two passes):
 
-        stream = shuffle(train, seed, 0) ++ shuffle(train, seed, 1) ++ ...
+        stream = shuffled pass 0 ++ shuffled pass 1 ++ ...
         batch n = stream[n * batch_size : (n + 1) * batch_size]
 
     so every iterator of this dataset (Keras may create more than one, and
@@ -52,7 +55,8 @@ def training_dataset(
     uninterrupted run would have seen. Skipping reads the skipped examples
     of the current pass (at most one pass; a source of unknown size is
     counted once). `drop_remainder`: every batch has `batch_size` images, so
-    replicas get equal shares. `seed=None`: an unseeded order (not resumable).
+    replicas get equal shares. `seed=None`: an unseeded shuffle (not
+    reproducible, not resumable to the same batches).
     """
     _check_labels(source, labels)
     if position < 0:
@@ -62,12 +66,10 @@ def training_dataset(
     if skipped and repeat:
         first_pass, skipped = divmod(skipped, _examples_per_pass(source, split))
     passes = tf.data.Dataset.range(first_pass, _NUM_PASSES if repeat else 1)
-
-    def one_pass(index):
-        pass_seed = None if seed is None else _pass_seed(seed, index)
-        return split.shuffle(shuffle_buffer, seed=pass_seed, reshuffle_each_iteration=False)
-
-    dataset = passes.flat_map(one_pass)
+    if seed is None:
+        dataset = passes.flat_map(lambda index: split.shuffle(shuffle_buffer))
+    else:
+        dataset = passes.flat_map(lambda index: _shuffled_pass(split, shuffle_buffer, seed, index))
     if skipped:
         dataset = dataset.skip(skipped)
     dataset = dataset.batch(batch_size, drop_remainder=True, num_parallel_calls=_AUTOTUNE)
@@ -80,9 +82,20 @@ def training_dataset(
 _NUM_PASSES = 2**62  # "forever"; range() needs an end
 
 
-def _pass_seed(seed: int, index: tf.Tensor) -> tf.Tensor:
-    # distinct op seeds for the passes of one run; shuffle truncates to 31 bits
-    return tf.constant(int(seed) % 2**31, tf.int64) * 1_000_003 + index
+def _shuffled_pass(split: tf.data.Dataset, window: int, seed: int, index) -> tf.data.Dataset:
+    """One pass over `split`, each window of `window` examples permuted by a
+    stateless draw keyed by (seed, pass index, window index)."""
+    pass_key = tf.random.experimental.stateless_fold_in(
+        tf.constant([0, int(seed)], tf.int64), index
+    )
+
+    def permute(window_index, examples):
+        count = tf.shape(tf.nest.flatten(examples)[0])[0]
+        key = tf.random.experimental.stateless_fold_in(pass_key, window_index)
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=key)
+        return tf.nest.map_structure(lambda values: tf.gather(values, order), examples)
+
+    return split.batch(window).enumerate().map(permute).unbatch()
 
 
 def _examples_per_pass(source: DataSource, split: tf.data.Dataset) -> int:

@@ -100,13 +100,13 @@ def read_checkpoint(directory: str) -> Checkpoint | None:
             state = json.load(file)
         if not isinstance(state, dict):
             raise ValueError(f"expected a JSON object, got {type(state).__name__}")
-        int(state["step"]), int(state["epoch"])
+        int(state.get("step", 0)), int(state.get("epoch", 0)), int(state.get("data_position", 0))
     except (OSError, ValueError, KeyError, TypeError) as failure:
         state, error = None, f"{STATE_FILE} is unreadable ({type(failure).__name__}: {failure})"
     if match and match.group(1) == "step":
         position = int(match.group(2))
     elif state is not None:  # an epoch-NNNN directory of an older version
-        position = int(state.get("data_position", state["step"]))
+        position = int(state.get("data_position", state.get("step", 0)))
     else:
         position = -1
     return Checkpoint(directory, position, state, error)

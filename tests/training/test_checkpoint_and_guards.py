@@ -38,11 +38,12 @@ def test_checkpoint_restores_weights_optimizer_slots_and_step(tmp_path):
     model = _compiled(ema=0.9)
     model.fit(_data(), epochs=1, verbose=0)
     store = CheckpointStore(str(tmp_path), keep=2)
-    for epoch in (1, 2, 3):
-        store.save(model, epoch, {"config": TINY.to_dict()})
-    assert [c.epoch for c in store.checkpoints()] == [2, 3]
+    for position in (1, 2, 3):
+        store.save(model, position, {"config": TINY.to_dict(), "epoch": position})
+    assert [c.position for c in store.checkpoints()] == [2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["step-00000002", "step-00000003"]
     latest = store.latest()
-    assert latest.state["epoch"] == 3
+    assert latest.state["epoch"] == 3 and latest.state["data_position"] == 3
     fresh = _compiled(seed=5, ema=0.9)
     fresh.load_weights(latest.model_path)
     assert int(fresh.optimizer.iterations.numpy()) == 4
@@ -57,6 +58,7 @@ def test_checkpoint_restores_weights_optimizer_slots_and_step(tmp_path):
 def test_partial_checkpoints_are_ignored(tmp_path):
     os.makedirs(tmp_path / ".partial-epoch-0009")
     os.makedirs(tmp_path / "epoch-0008")  # no state.json: an interrupted copy
+    os.makedirs(tmp_path / "step-00000012")
     assert CheckpointStore(str(tmp_path)).latest() is None
 
 
