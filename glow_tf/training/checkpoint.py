@@ -125,8 +125,8 @@ def checkpoint_problem(checkpoint: Checkpoint) -> str | None:
     try:
         with zipfile.ZipFile(path) as archive:
             bad = archive.testzip()
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as failure:
-        return f"{MODEL_FILE} is damaged ({failure})"
+    except Exception as failure:  # zlib.error, BadZipFile, OSError, EOFError, ...
+        return f"{MODEL_FILE} is damaged ({type(failure).__name__}: {failure})"
     if bad is not None:
         return f"{MODEL_FILE} is corrupt ({bad} fails its CRC check)"
     return None

@@ -297,7 +297,7 @@ def train(
         stop_request = StopRequest()
         hint = lambda: (  # noqa: E731
             f"The last good checkpoint is {saver.last_saved.directory} "
-            f"(epoch {saver.last_saved.epoch}, step {saver.last_saved.step}). "
+            f"(epoch {saver.last_saved.epoch}). "
             if saver.last_saved is not None
             else (f"The last good checkpoint is {checkpoint.directory}. " if checkpoint else "")
         )
