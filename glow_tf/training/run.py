@@ -21,7 +21,7 @@ import keras
 
 from glow_tf.config import GlowConfig
 from glow_tf.data.datasets import load_source
-from glow_tf.data.dequantize import uniform_noise
+from glow_tf.data.dequantize import draws_seeded_noise, uniform_noise
 from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
 from glow_tf.data.source import DataSource
 from glow_tf.models import GlowModel
@@ -161,7 +161,9 @@ def _build_model(config, training, warmup_steps, candidates, source, chief=True)
         optimizer,
         jit_compile=training.jit,
         gradient_clip_norm=training.clip_norm,
-        noise_seed=training_noise_seed(training.seed),
+        noise_seed=training_noise_seed(training.seed)
+        if draws_seeded_noise(model.dequantizer)
+        else None,
     )
     model.optimizer.build(model.trainable_variables)
     if not candidates:

@@ -176,14 +176,19 @@ def test_seeded_training_noise_is_drawn_from_the_seed_and_the_step():
     for a, b in zip(weights, again, strict=True):
         np.testing.assert_array_equal(a, b)
     assert any(not np.array_equal(a, b) for a, b in zip(weights, other_seed, strict=True))
-    images = tiny_images(4, CONFIG.image_shape, seed=5)
-    noise = model._training_noise(images).numpy()  # step 2 of the optimizer
-    expected = tf.random.stateless_uniform(images.shape, [7, 2], maxval=1 / CONFIG.num_bins)
-    np.testing.assert_array_equal(noise, expected.numpy())
+    seed = model._training_noise_seed().numpy()
+    assert seed.tolist() == [7, 2]  # the seed and the optimizer's step
+    bins = np.zeros((4, *CONFIG.image_shape), np.float32)
+    x, _ = model.dequantizer(bins, seed=seed)
+    expected = tf.random.stateless_uniform(bins.shape, seed, maxval=1 / CONFIG.num_bins)
+    np.testing.assert_array_equal(x.numpy(), expected.numpy() - 0.5)
     reloaded = keras.models.load_model(_saved(model))
     assert reloaded.noise_seed == 7
     with pytest.raises(ValueError, match="noise_seed must be an int or None"):
         model.compile(keras.optimizers.SGD(0.1), noise_seed=1.5)
+    other = GlowModel(CONFIG, dequantizer=HalfBinDequantization(CONFIG.num_bits))
+    with pytest.raises(ValueError, match="HalfBinDequantization draws no seeded noise"):
+        other.compile(keras.optimizers.SGD(0.1), noise_seed=7)
 
 
 def _saved(model):
