@@ -263,7 +263,8 @@ class RunCheckpoint(keras.callbacks.Callback):
     def best_path(self) -> str:
         return os.path.join(self.output_dir, "best.keras")
 
-    def _save(self, epochs_done: int, metrics: dict):
+    def _save(self, epochs_done: int, logs: dict):
+        metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
         state = {
             **self.state,
             "epoch": epochs_done,
@@ -292,9 +293,7 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         self.position += 1
         self.batch_in_epoch += 1
-        self._batch_logs = {
-            key: _float(value) for key, value in (logs or {}).items() if np.size(value) == 1
-        }
+        self._batch_logs = logs or {}
         steps_due = self.every_steps and self.position - self._saved_position >= self.every_steps
         time_due = self.every_seconds and time.monotonic() - self._saved_time >= self.every_seconds
         if (steps_due or time_due) and not self._last_batch_of_epoch(batch):
@@ -310,10 +309,9 @@ class RunCheckpoint(keras.callbacks.Callback):
         improved = test is not None and (self.best_value is None or _float(test) < self.best_value)
         if improved:
             self.best_value, self.best_epoch = _float(test), epoch + 1
-        metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
         self.batch_in_epoch = 0
         self._epoch = epoch + 1
-        self._save(epoch + 1, metrics)
+        self._save(epoch + 1, logs)
         if not self.write:
             return
         with ema_weights(self.model):
