@@ -18,14 +18,17 @@ and `glow_tf.training.run.train` does the rest. Writes into --output-dir
     log.csv                epoch, step, train and test bits/dim, learning rate, time
     images/                sample grids and reconstructions every --sample-every epochs
     tensorboard/           scalars and sample grids (tensorboard --logdir DIR/tensorboard)
-    checkpoints/epoch-*/   resumable checkpoints (weights + optimizer state)
+    checkpoints/step-*/    resumable checkpoints (weights, optimizer state, data position),
+                           every epoch and every --checkpoint-every-minutes (10)
     run.json               the configurations of the run
     summary.json           final and best test bits/dim
 
 Running the same command again continues a run that was killed, from its last
-checkpoint (same step count and optimizer state); see --resume. Exit codes:
+checkpoint (same step count, optimizer state, data position and noise: the
+weights an uninterrupted run would reach), falling back past a damaged one;
+see --resume. SIGTERM / Ctrl-C checkpoint the current step first. Exit codes:
 0 done, 1 stopped by a guard (NaN loss, failed invertibility check), 2 bad
-input, 130 interrupted.
+input, 130 interrupted (SIGINT), 143 terminated (SIGTERM).
 """
 
 from __future__ import annotations

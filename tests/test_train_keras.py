@@ -117,67 +117,227 @@ def _command(run_dir, *extra):
     return [sys.executable, "train_keras.py", "--output-dir", run_dir, *TINY_FLAGS, *extra]
 
 
-@pytest.mark.slow
-def test_a_killed_run_resumes_where_it_stopped(tmp_path):
-    """SIGKILL mid-epoch, then the same command continues from the last
-    checkpoint: same step count, optimizer state, epoch numbering."""
-    import signal
-    import subprocess
+# ------------------------------------------------- interrupted runs (subprocesses)
+
+RESUME_FLAGS = ["--steps-per-epoch", "12", "--keep-checkpoints", "100"]
+
+
+def _wait_for(condition, process, what, timeout=300):
+    """Polls `condition` until it holds; fails if `process` ends first."""
     import time
+
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert process.poll() is None, f"the run ended (code {process.returncode}) before {what}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.01)
+
+
+def _newest_position(run_dir):
+    from glow_tf.training.checkpoint import CheckpointStore
+
+    latest = CheckpointStore(os.path.join(run_dir, "checkpoints")).latest()
+    return -1 if latest is None else latest.position
+
+
+def _start(run_dir, log_name, *flags):
+    import subprocess
 
     from tests.conftest import REPO_ROOT
 
-    run_dir = str(tmp_path / "run")
-    flags = ["--epochs", "4", "--steps-per-epoch", "150", "--check-invertibility-every", "100"]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    log = open(os.path.join(os.path.dirname(run_dir), log_name), "w+")
     process = subprocess.Popen(
-        _command(run_dir, *flags),
+        _command(run_dir, *RESUME_FLAGS, *flags),
         cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+        stdout=log,
         stderr=subprocess.STDOUT,
         text=True,
     )
-    first = os.path.join(run_dir, "checkpoints", "epoch-0001", "state.json")
-    deadline = time.time() + 240
-    while not os.path.exists(first) and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    # after epoch 1's checkpoint, model.keras and best.keras, its log row
-    log = os.path.join(run_dir, "log.csv")
-    while not (os.path.exists(log) and _read_log(run_dir)) and time.time() < deadline:
-        time.sleep(0.05)
-    time.sleep(0.2)  # inside epoch 2 (150 updates)
-    process.send_signal(signal.SIGKILL)
-    output = process.communicate()[0]
-    assert process.returncode == -signal.SIGKILL, output
-    assert [int(row["epoch"]) for row in _read_log(run_dir)] == [1], output
-    killed_state = json.load(open(first))
-    assert killed_state["step"] == 150
+    return process, log
 
-    resumed = subprocess.run(
-        _command(run_dir, *flags),
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
+
+def _finish(process, log, timeout=300):
+    process.wait(timeout=timeout)
+    log.seek(0)
+    return log.read()
+
+
+def _training_state(path):
+    model = keras.models.load_model(path)
+    return [v.numpy() for v in model.weights + model.optimizer.variables]
+
+
+def _assert_same_training_state(path, expected_path):
+    for got, expected in zip(_training_state(path), _training_state(expected_path), strict=True):
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+
+
+def _checkpoint(run_dir, position):
+    return os.path.join(run_dir, "checkpoints", f"step-{position:08d}")
+
+
+@pytest.fixture(scope="module")
+def interrupted_run(tmp_path_factory):
+    """A run killed with SIGKILL after its checkpoint of step 4, then resumed
+    by the same command and stopped with SIGTERM after its next checkpoint;
+    beside it, the same run uninterrupted (3 epochs of 12 steps, a checkpoint
+    after every step)."""
+    import signal
+
+    base = tmp_path_factory.mktemp("interrupted")
+    reference_dir, run_dir = str(base / "reference"), str(base / "run")
+    reference = _start(
+        reference_dir,
+        "reference.txt",
+        *("--epochs", "3", "--checkpoint-every-steps", "1"),
     )
-    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    assert "resuming from" in resumed.stdout and "epoch 1, step 150" in resumed.stdout
-    assert "data-dependent init" not in resumed.stdout
-    rows = _read_log(run_dir)
-    assert [int(row["epoch"]) for row in rows] == [1, 2, 3, 4]
-    assert [int(row["step"]) for row in rows] == [150, 300, 450, 600]
-    # continued, not restarted: epoch 2 starts from epoch 1's weights
-    assert float(rows[1]["train_bits_per_dim"]) < float(rows[0]["train_bits_per_dim"])
-    model = keras.models.load_model(os.path.join(run_dir, "model.keras"))
-    assert int(model.optimizer.iterations.numpy()) == 600
+    # --epochs 50: the interrupted runs cannot end on their own before the signal
+    flags = ("--epochs", "50", "--checkpoint-every-steps", "4")
+    killed, log = _start(run_dir, "killed.txt", *flags)
+    _wait_for(lambda: _newest_position(run_dir) >= 4, killed, "the checkpoint of step 4")
+    killed.send_signal(signal.SIGKILL)
+    killed_output = _finish(killed, log)
+    killed_at = _newest_position(run_dir)
+
+    terminated, log = _start(run_dir, "terminated.txt", *flags)
+    _wait_for(lambda: _newest_position(run_dir) > killed_at, terminated, "a new checkpoint")
+    terminated.send_signal(signal.SIGTERM)
+    terminated_output = _finish(terminated, log)
+    reference_output = _finish(*reference)
+    assert reference[0].returncode == 0, reference_output
+    return {
+        "reference_dir": reference_dir,
+        "run_dir": run_dir,
+        "killed": (killed.returncode, killed_output, killed_at),
+        "terminated": (terminated.returncode, terminated_output, _newest_position(run_dir)),
+    }
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_with_the_same_batches_noise_and_weights(interrupted_run):
+    """SIGKILL mid-epoch after a step checkpoint; the same command continues
+    from it on the batches the uninterrupted run saw next, with the same
+    dequantisation noise: at the next checkpoint, weights and optimizer state
+    equal the uninterrupted run's at that step (a re-seeded data order or
+    unseeded noise would change them)."""
+    import signal
+
+    run_dir, reference_dir = interrupted_run["run_dir"], interrupted_run["reference_dir"]
+    code, output, killed_at = interrupted_run["killed"]
+    assert code == -signal.SIGKILL, output
+    assert 4 <= killed_at < 36 and killed_at % 4 == 0, (killed_at, output)
+    _, output, resumed_to = interrupted_run["terminated"]
+    assert f"resuming from {_checkpoint(run_dir, killed_at)}: epoch " in output, output
+    assert "data-dependent init" not in output
+    assert killed_at < resumed_to < 36, (killed_at, resumed_to)
+    for position in (killed_at, resumed_to):
+        _assert_same_training_state(
+            os.path.join(_checkpoint(run_dir, position), "model.keras"),
+            os.path.join(_checkpoint(reference_dir, position), "model.keras"),
+        )
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_current_step_and_exits_143(interrupted_run):
+    code, output, terminated_at = interrupted_run["terminated"]
+    assert code == 143, output
+    assert "SIGTERM received: stopped at step" in output and "Traceback" not in output
+    directory = _checkpoint(interrupted_run["run_dir"], terminated_at)
+    assert f"wrote checkpoint {directory}; run the same command again" in output
+    state = json.load(open(os.path.join(directory, "state.json")))
+    assert state["data_position"] == state["step"] == terminated_at
+    assert (state["epoch"], state["batch_in_epoch"]) == divmod(terminated_at, 12)
+    model = keras.models.load_model(os.path.join(directory, "model.keras"))
+    assert int(model.optimizer.iterations.numpy()) == terminated_at
+
+
+# ------------------------------------------------- damaged checkpoints, stale model.keras
+
+
+def _copy_run(finished_run, tmp_path):
+    import shutil
+
+    run_dir = str(tmp_path / "run")
+    shutil.copytree(finished_run, run_dir)
+    return run_dir
+
+
+def _truncate(path):
+    size = os.path.getsize(path)
+    with open(path, "r+b") as file:
+        file.truncate(size // 2)
+
+
+def _corrupt_state(path):
+    with open(path, "w") as file:
+        file.write('{"step": 6, "epo')
+
+
+@pytest.mark.parametrize(
+    "damage, file_name, problem",
+    [
+        (_truncate, "model.keras", "model.keras is truncated or not a .keras archive"),
+        (_corrupt_state, "state.json", "state.json is unreadable (JSONDecodeError"),
+    ],
+)
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
+    finished_run, tmp_path, capsys, damage, file_name, problem
+):
+    run_dir = _copy_run(finished_run, tmp_path)
+    checkpoints = os.path.join(run_dir, "checkpoints")
+    damage(os.path.join(checkpoints, "step-00000006", file_name))
+    capsys.readouterr()
+    assert train_keras.main(["--output-dir", run_dir, "--epochs", "2", *TINY_FLAGS]) == 0
+    captured = capsys.readouterr()
+    assert f"checkpoint {checkpoints}/step-00000006 is damaged: {problem}" in captured.err
+    assert "falling back to the previous checkpoint, step-00000003" in captured.err
+    assert f"moved to {checkpoints}/damaged-step-00000006" in captured.err
+    assert f"resuming from {checkpoints}/step-00000003: epoch 1, step 3" in captured.out
+    assert sorted(os.listdir(checkpoints)) == [
+        "damaged-step-00000006",
+        "step-00000003",
+        "step-00000006",
+    ]
+    # epoch 2 trained again on the same batches and noise: the same weights
+    _assert_same_training_state(
+        os.path.join(checkpoints, "step-00000006", "model.keras"),
+        os.path.join(finished_run, "checkpoints", "step-00000006", "model.keras"),
+    )
+    assert [int(row["step"]) for row in _read_log(run_dir)] == [3, 6]
+
+
+def test_no_loadable_checkpoint_is_an_error_not_a_fresh_start(finished_run, tmp_path, capsys):
+    run_dir = _copy_run(finished_run, tmp_path)
+    for name in ("step-00000003", "step-00000006"):
+        _truncate(os.path.join(run_dir, "checkpoints", name, "model.keras"))
+    assert train_keras.main(["--output-dir", run_dir, "--epochs", "3", *TINY_FLAGS]) == 2
+    error = capsys.readouterr().err
+    assert "no checkpoint to resume from could be loaded" in error and "Traceback" not in error
+    assert "data-dependent init" not in error
+
+
+def test_a_stale_model_keras_is_rewritten_by_a_rerun(finished_run, tmp_path, capsys):
+    """A kill after the last checkpoint but before model.keras was written:
+    the rerun (which has nothing left to train) writes it from the checkpoint."""
+    import shutil
+
+    run_dir = _copy_run(finished_run, tmp_path)
+    model_path = os.path.join(run_dir, "model.keras")
+    shutil.copy(os.path.join(run_dir, "checkpoints", "step-00000003", "model.keras"), model_path)
+    assert train_keras.main(["--output-dir", run_dir, "--epochs", "2", *TINY_FLAGS]) == 0
+    assert "already trained 2 epochs" in capsys.readouterr().out
+    newest = os.path.join(run_dir, "checkpoints", "step-00000006", "model.keras")
+    saved, checkpoint = keras.models.load_model(model_path), keras.models.load_model(newest)
+    assert int(saved.optimizer.iterations.numpy()) == 6
+    for got, expected in zip(saved.weights, checkpoint.weights, strict=True):
+        np.testing.assert_array_equal(got.numpy(), expected.numpy())
 
 
 def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, capsys):
     run_dir = str(tmp_path / "run")
     assert train_keras.main(["--output-dir", run_dir, "--epochs", "1", *TINY_FLAGS]) == 0
-    good = os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras")
+    good = os.path.join(run_dir, "checkpoints", "step-00000003", "model.keras")
     good_bytes = open(good, "rb").read()
     model_bytes = open(os.path.join(run_dir, "model.keras"), "rb").read()
     capsys.readouterr()
@@ -197,9 +357,9 @@ def test_a_diverging_run_stops_and_keeps_the_last_good_checkpoint(tmp_path, caps
     error = capsys.readouterr().err
     assert code == 1
     assert "training stopped" in error and "epoch 2" in error
-    assert "The last good checkpoint is" in error and "epoch-0001" in error
+    assert "The last good checkpoint is" in error and "step-00000003" in error
     assert "Traceback" not in error
-    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["epoch-0001"]
+    assert os.listdir(os.path.join(run_dir, "checkpoints")) == ["step-00000003"]
     assert open(good, "rb").read() == good_bytes
     assert open(os.path.join(run_dir, "model.keras"), "rb").read() == model_bytes
 
@@ -268,7 +428,7 @@ def test_ema_weights_go_into_model_keras(tmp_path):
     argv = ["--output-dir", run_dir, "--epochs", "1", *TINY_FLAGS, "--ema-decay", "0.5"]
     assert train_keras.main(argv) == 0
     checkpoint = keras.models.load_model(
-        os.path.join(run_dir, "checkpoints", "epoch-0001", "model.keras")
+        os.path.join(run_dir, "checkpoints", "step-00000003", "model.keras")
     )
     averages = [a.numpy() for a in checkpoint.optimizer._model_variables_moving_average]
     saved = keras.models.load_model(os.path.join(run_dir, "model.keras"))

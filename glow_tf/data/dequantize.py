@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import math
 
 import keras
 import tensorflow as tf
 
-__all__ = ["UniformDequantization", "uniform_noise", "bin_centre_noise", "check_noise"]
+__all__ = [
+    "UniformDequantization",
+    "uniform_noise",
+    "bin_centre_noise",
+    "check_noise",
+    "draws_seeded_noise",
+]
 
 
 def uniform_noise(shape, num_bits: int, seed=None) -> tf.Tensor:
@@ -64,6 +71,11 @@ def bin_centre_noise(images, num_bits: int) -> tf.Tensor:
     return tf.fill(tf.shape(images), tf.constant(0.5 / 2**num_bits, tf.float32))
 
 
+def draws_seeded_noise(dequantizer) -> bool:
+    """Whether a dequantizer layer's `call` takes a `seed` for the noise it draws."""
+    return "seed" in inspect.signature(dequantizer.call).parameters
+
+
 @keras.saving.register_keras_serializable(package="glow_tf")
 class UniformDequantization(keras.layers.Layer):
     """Uniform dequantisation of pixel bins (OpenAI's), as a layer of a `FlowModel`.
@@ -78,7 +90,9 @@ class UniformDequantization(keras.layers.Layer):
     so log p(x) - log q(u | b) is a lower bound of the discrete log P(b)
     (Theis et al. 2016). A learned dequantiser (Flow++) returns its own
     log q(u | b) through the same interface: `call(bins, noise=None,
-    training=None) -> (x, log_q [B])`.
+    training=None, seed=None) -> (x, log_q [B])`, where `seed` (two ints)
+    makes the noise it draws stateless and reproducible (a resumed run draws
+    what the uninterrupted run drew; see `draws_seeded_noise`).
 
     Args:
       num_bits: bits per pixel value, 1..8.
@@ -88,10 +102,10 @@ class UniformDequantization(keras.layers.Layer):
         super().__init__(**kwargs)
         self.num_bits = int(num_bits)
 
-    def call(self, bins, noise=None, training=None):
+    def call(self, bins, noise=None, training=None, seed=None):
         bins = tf.cast(bins, tf.float32)
         if noise is None:
-            noise = uniform_noise(tf.shape(bins), self.num_bits)
+            noise = uniform_noise(tf.shape(bins), self.num_bits, seed=seed)
         else:
             noise = check_noise(noise, bins.shape, self.num_bits, batch=tf.shape(bins)[0])
         num_bins = 2**self.num_bits

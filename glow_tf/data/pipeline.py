@@ -34,25 +34,78 @@ def training_dataset(
     shuffle_buffer: int = 10_000,
     seed: int | None = 0,
     repeat: bool = True,
+    position: int = 0,
 ) -> tf.data.Dataset:
-    """Shuffled, repeated batches of the train split.
+    """Shuffled, repeated batches of the train split, from batch `position` on.
 
-    The examples are repeated, then shuffled as one stream with a fixed seed,
+    The stream is a sequence of passes over the train split; each pass is
+    cut into windows of `shuffle_buffer` consecutive examples and every
+    window is permuted by a stateless draw seeded by (seed, pass, window)
+    (so nothing depends on TensorFlow's global seed or on how many passes an
+    iterator made before). The passes are batched as one stream (a batch may
+    span two passes):
+
+        stream = shuffled pass 0 ++ shuffled pass 1 ++ ...
+        batch n = stream[n * batch_size : (n + 1) * batch_size]
+
     so every iterator of this dataset (Keras may create more than one, and
     every worker of a multi-worker run creates its own before sharding)
-    yields the same sequence. `drop_remainder`: every batch has `batch_size`
-    images, so replicas get equal shares.
+    yields the same sequence, and `position=n` yields exactly the batches
+    n, n + 1, ... of the stream from 0: a resumed run sees the batches the
+    uninterrupted run would have seen. Skipping reads the skipped examples
+    of the current pass (at most one pass; a source of unknown size is
+    counted once). `drop_remainder`: every batch has `batch_size` images, so
+    replicas get equal shares. `seed=None`: an unseeded shuffle (not
+    reproducible, not resumable to the same batches).
     """
     _check_labels(source, labels)
-    dataset = source.split("train")
-    if repeat:
-        dataset = dataset.repeat()
-    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=False)
+    if position < 0:
+        raise ValueError(f"position must be >= 0, got {position}")
+    split = source.split("train")
+    first_pass, skipped = 0, position * batch_size
+    if skipped and repeat:
+        first_pass, skipped = divmod(skipped, _examples_per_pass(source, split))
+    passes = tf.data.Dataset.range(first_pass, _NUM_PASSES if repeat else 1)
+    if seed is None:
+        dataset = passes.flat_map(lambda index: split.shuffle(shuffle_buffer))
+    else:
+        dataset = passes.flat_map(lambda index: _shuffled_pass(split, shuffle_buffer, seed, index))
+    if skipped:
+        dataset = dataset.skip(skipped)
     dataset = dataset.batch(batch_size, drop_remainder=True, num_parallel_calls=_AUTOTUNE)
     dataset = dataset.map(
         lambda example: model_inputs(example, labels), num_parallel_calls=_AUTOTUNE
     )
     return dataset.prefetch(_AUTOTUNE)
+
+
+_NUM_PASSES = 2**62  # "forever"; range() needs an end
+
+
+def _shuffled_pass(split: tf.data.Dataset, window: int, seed: int, index) -> tf.data.Dataset:
+    """One pass over `split`, each window of `window` examples permuted by a
+    stateless draw keyed by (seed, pass index, window index)."""
+    pass_key = tf.random.experimental.stateless_fold_in(
+        tf.constant([0, int(seed)], tf.int64), index
+    )
+
+    def permute(window_index, examples):
+        count = tf.shape(tf.nest.flatten(examples)[0])[0]
+        key = tf.random.experimental.stateless_fold_in(pass_key, window_index)
+        order = tf.random.experimental.stateless_shuffle(tf.range(count), seed=key)
+        return tf.nest.map_structure(lambda values: tf.gather(values, order), examples)
+
+    return split.batch(window).enumerate().map(permute).unbatch()
+
+
+def _examples_per_pass(source: DataSource, split: tf.data.Dataset) -> int:
+    count = source.num_examples.get("train")
+    if count is None:
+        cardinality = int(split.cardinality())
+        count = cardinality if cardinality >= 0 else int(split.reduce(0, lambda n, _: n + 1))
+    if count < 1:
+        raise ValueError(f"dataset {source.name!r} has no training examples")
+    return count
 
 
 def evaluation_dataset(

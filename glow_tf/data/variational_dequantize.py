@@ -205,19 +205,22 @@ class VariationalDequantization(keras.layers.Layer):
         u = tf.clip_by_value(u, delta, 1.0 - delta)
         return (bins + u) / self.num_bins - 0.5
 
-    def call(self, bins, noise=None, training=None):
+    def call(self, bins, noise=None, training=None, seed=None):
+        """bins -> (x, log q(u | x)); `noise` (offsets in [0, 1/n_bins)) is
+        scored as given; otherwise eps is drawn, statelessly from a two-int
+        `seed` if one is given (reproducible training noise)."""
         bins = self._bins(bins)
         if data_dependent_init_active():
             eps = self.base_noise(tf.shape(bins), seed=[0, 0 if self.seed is None else self.seed])
             self.offsets_from_base(bins, eps)
             with data_dependent_init_suspended():
                 return self._dequantize(bins, noise, training)
-        return self._dequantize(bins, noise, training)
+        return self._dequantize(bins, noise, training, seed)
 
-    def _dequantize(self, bins, noise, training):
+    def _dequantize(self, bins, noise, training, seed=None):
         num_dims = math.prod(bins.shape[1:])
         if noise is None:
-            eps = self.base_noise(tf.shape(bins))
+            eps = self.base_noise(tf.shape(bins), seed=seed)
             u, log_q = self.offsets_from_base(bins, eps, bool(training))
         else:
             noise = check_noise(noise, bins.shape, self.num_bits, batch=tf.shape(bins)[0])

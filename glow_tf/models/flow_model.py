@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from glow_tf import compat
+from glow_tf.data.dequantize import draws_seeded_noise
 from glow_tf.data.dequantizers import make_dequantizer
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
 from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
@@ -204,11 +205,14 @@ class FlowModel(keras.Model):
             )
         return None
 
-    def _dequantize(self, images, noise=None, training=False):
-        """uint8-valued images -> (x in [-0.5, 0.5), log q(u | x) [B])."""
+    def _dequantize(self, images, noise=None, training=False, seed=None):
+        """uint8-valued images -> (x in [-0.5, 0.5), log q(u | x) [B]); `seed`:
+        a stateless seed for the noise the dequantizer draws."""
         images = check_images(images, self.config.image_shape)
         bins = quantize(images, self.config.num_bits)
-        return self.dequantizer(bins, noise=noise, training=training)
+        if seed is None:
+            return self.dequantizer(bins, noise=noise, training=training)
+        return self.dequantizer(bins, noise=noise, training=training, seed=seed)
 
     def flow_input(self, images, noise=None) -> tf.Tensor:
         """uint8-valued images -> the dequantised flow input x in [-0.5, 0.5).
@@ -237,8 +241,8 @@ class FlowModel(keras.Model):
         terms.update(self.extra_terms(terms, top_latent, y))
         return terms
 
-    def _images_terms(self, images, y=None, noise=None, training=False):
-        x, log_q = self._dequantize(images, noise, training)
+    def _images_terms(self, images, y=None, noise=None, training=False, seed=None):
+        x, log_q = self._dequantize(images, noise, training, seed)
         y = self._check_y(y, tf.shape(x)[0])
         return self._compiled(self._terms)(x, log_q, y, training)
 
@@ -376,25 +380,50 @@ class FlowModel(keras.Model):
         self.update_extra_metrics(terms, y)
         return compat.multi_worker_reducible_logs({m.name: m.result() for m in self.metrics})
 
-    def compile(self, optimizer="adamax", *args, gradient_clip_norm: float | None = None, **kwargs):
-        """Keras `compile`, plus `gradient_clip_norm`: rescale each update's
-        gradient g (of the mean loss over the global batch, all replicas) to
+    def compile(
+        self,
+        optimizer="adamax",
+        *args,
+        gradient_clip_norm: float | None = None,
+        noise_seed: int | None = None,
+        **kwargs,
+    ):
+        """Keras `compile`, plus:
+
+        `gradient_clip_norm`: rescale each update's gradient g (of the mean
+        loss over the global batch, all replicas) to
 
             g * min(1, gradient_clip_norm / ||g||)     (global norm over all weights)
 
         Unlike the optimizer's own `global_clipnorm`, which under a
         distribution strategy clips each replica's partial gradient, this
         clips the gradient that is actually applied.
+
+        `noise_seed`: the dequantizer draws the noise of each update
+        statelessly from the seed (noise_seed, optimizer step) (folded with
+        the replica id when there are several), so a run resumed from a
+        checkpoint draws the noise the uninterrupted run would have drawn
+        (the dequantizer's `call` must take `seed`); None: unseeded noise.
         """
         if gradient_clip_norm is not None and not gradient_clip_norm > 0:
             raise ValueError(f"gradient_clip_norm must be > 0, got {gradient_clip_norm}")
+        if noise_seed is not None and not isinstance(noise_seed, (int, np.integer)):
+            raise ValueError(f"noise_seed must be an int or None, got {noise_seed!r}")
+        if noise_seed is not None and not draws_seeded_noise(self.dequantizer):
+            raise ValueError(
+                f"noise_seed: the dequantizer {type(self.dequantizer).__name__} draws no "
+                "seeded noise (its call takes no `seed`); compile without noise_seed"
+            )
         self.gradient_clip_norm = gradient_clip_norm
+        self.noise_seed = None if noise_seed is None else int(noise_seed)
         super().compile(optimizer, *args, **kwargs)
 
     def get_compile_config(self):
         config = super().get_compile_config()
         if config is not None and getattr(self, "gradient_clip_norm", None):
             config = {**config, "gradient_clip_norm": self.gradient_clip_norm}
+        if config is not None and getattr(self, "noise_seed", None) is not None:
+            config = {**config, "noise_seed": self.noise_seed}
         return config
 
     def compile_from_config(self, config):
@@ -409,10 +438,23 @@ class FlowModel(keras.Model):
             self, super()._maybe_symbolic_build, iterator, data_batch
         )
 
+    def _training_noise_seed(self):
+        """The stateless seed of this update's dequantisation noise, [2] int64:
+        (noise_seed, optimizer step) with `compile(noise_seed=...)`, else None."""
+        if getattr(self, "noise_seed", None) is None:
+            return None
+        step = tf.cast(tf.convert_to_tensor(self.optimizer.iterations), tf.int64)
+        seed = tf.stack([tf.constant(self.noise_seed, tf.int64), step])
+        context = tf.distribute.get_replica_context()
+        if context is not None and context.num_replicas_in_sync > 1:
+            seed = tf.random.experimental.stateless_fold_in(seed, context.replica_id_in_sync_group)
+        return seed
+
     def train_step(self, data):
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:
-            terms = self._images_terms(images, y, training=True)
+            seed = self._training_noise_seed()
+            terms = self._images_terms(images, y, training=True, seed=seed)
             penalty = tf.add_n([tf.cast(p, tf.float32) for p in self.losses] or [tf.constant(0.0)])
             loss = tf.reduce_mean(terms["loss"]) + penalty
             replicas = tf.distribute.get_strategy().num_replicas_in_sync

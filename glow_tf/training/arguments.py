@@ -13,6 +13,8 @@ spellings that are not field names:
                            = float32, bfloat16, float16
     --conditional BOOL     a class-conditional model on the dataset's labels
                            (its classes come from the data)
+    --checkpoint-every-steps 0, --checkpoint-every-minutes 0
+                           None (no checkpoints within an epoch by steps / time)
 """
 
 from __future__ import annotations
@@ -191,6 +193,18 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
     watch.add_argument(
         "--keep-checkpoints", type=int, help="newest resumable checkpoints kept (default 2)"
     )
+    watch.add_argument(
+        "--checkpoint-every-steps",
+        type=int,
+        metavar="N",
+        help="also checkpoint within an epoch every N updates; 0: not by steps (default 0)",
+    )
+    watch.add_argument(
+        "--checkpoint-every-minutes",
+        type=float,
+        metavar="M",
+        help="also checkpoint within an epoch every M minutes; 0: not by time (default 10)",
+    )
     return parser
 
 
@@ -253,6 +267,9 @@ def configs_from_args(args: argparse.Namespace) -> RunArguments:
         model_changes["conditional"] = args.conditional
 
     training_changes = _given(args, TrainingConfig)
+    for name in ("checkpoint_every_steps", "checkpoint_every_minutes"):
+        if training_changes.get(name) == 0:
+            training_changes[name] = None
     if args.warmup_steps is not None:
         training_changes.update(warmup=args.warmup_steps, warmup_unit="steps")
     elif args.warmup_epochs is not None:

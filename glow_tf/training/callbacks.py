@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import math
 import os
+import signal
 import time
 
 import keras
@@ -22,12 +23,13 @@ from glow_tf.sample.latent_space import DEFAULT_TEMPERATURES, reconstructions, t
 from glow_tf.saving import save_keras_atomically
 from glow_tf.training.checkpoint import CheckpointStore
 from glow_tf.training.ema import ema_weights
-from glow_tf.training.errors import TrainingStopped
+from glow_tf.training.errors import TrainingInterrupted, TrainingStopped
 
 __all__ = [
     "NonFiniteGuard",
     "InvertibilityGuard",
     "RunCheckpoint",
+    "StopOnSignal",
     "EpochLog",
     "ImageWriter",
     "write_images",
@@ -197,18 +199,32 @@ class InvertibilityGuard(keras.callbacks.Callback):
 
 
 class RunCheckpoint(keras.callbacks.Callback):
-    """At the end of every epoch: a resumable checkpoint (training weights and
-    optimizer state), `model.keras` (the weights to use: the EMA weights if
-    the optimizer keeps them) and, when the test bits/dim improved,
-    `best.keras`.
+    """Resumable checkpoints (training weights, optimizer state, data
+    position), `model.keras` and `best.keras`:
+
+      - at the end of every epoch: a checkpoint, `model.keras` (the weights
+        to use: the EMA weights if the optimizer keeps them) and, when the
+        test bits/dim improved, `best.keras`;
+      - within an epoch, after the step that makes `every_steps` steps or
+        `every_seconds` seconds since the last checkpoint (whichever comes
+        first): a checkpoint only;
+      - `save_now()` (a stop signal, `StopOnSignal`): a checkpoint only.
+
+    The state of a checkpoint adds to `state` the data position (batches
+    trained on), the finished epochs and the batches of the next one, the
+    optimizer step and the running metrics.
 
     Args:
       output_dir: the run directory.
       store: where the resumable checkpoints go.
       state: JSON-able run description saved in every checkpoint (config,
-        arguments); the epoch, step and metrics are added.
+        arguments, seeds); the position, epoch, step and metrics are added.
       best: (best test bits/dim, its epoch) carried over from a resumed run.
       write: False on the non-chief workers of a multi-worker run.
+      position: batches trained on before this run (a resumed run's).
+      batch_in_epoch: batches of the first epoch trained on before this run.
+      every_steps: checkpoint within an epoch every N steps; None: never.
+      every_seconds: checkpoint within an epoch every N seconds; None: never.
     """
 
     def __init__(
@@ -218,6 +234,10 @@ class RunCheckpoint(keras.callbacks.Callback):
         state: dict,
         best=(None, None),
         write: bool = True,
+        position: int = 0,
+        batch_in_epoch: int = 0,
+        every_steps: int | None = None,
+        every_seconds: float | None = None,
     ):
         super().__init__()
         self.output_dir = output_dir
@@ -225,7 +245,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         self.state = dict(state)
         self.best_value, self.best_epoch = best
         self.write = write
+        self.position = int(position)
+        self.batch_in_epoch = int(batch_in_epoch)
+        self.every_steps = every_steps
+        self.every_seconds = every_seconds
         self.last_saved = None
+        self._epoch = 0
+        self._saved_position = self.position
+        self._saved_time = time.monotonic()
+        self._batch_logs = {}
 
     @property
     def model_path(self) -> str:
@@ -235,27 +263,93 @@ class RunCheckpoint(keras.callbacks.Callback):
     def best_path(self) -> str:
         return os.path.join(self.output_dir, "best.keras")
 
+    def _save(self, epochs_done: int, logs: dict):
+        metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
+        state = {
+            **self.state,
+            "epoch": epochs_done,
+            "batch_in_epoch": self.batch_in_epoch,
+            "step": int(self.model.optimizer.iterations.numpy()),
+            "metrics": metrics,
+            "best_test_bits_per_dim": self.best_value,
+            "best_epoch": self.best_epoch,
+        }
+        self._saved_position, self._saved_time = self.position, time.monotonic()
+        if self.write:
+            self.last_saved = self.store.save(self.model, self.position, state)
+
+    def save_now(self):
+        """Writes a checkpoint of the current step (unless one was just written)."""
+        if self._saved_position != self.position or self.last_saved is None:
+            self._save(self._epoch, self._batch_logs)
+        return self.last_saved
+
+    def on_train_begin(self, logs=None):
+        self._saved_time = time.monotonic()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.position += 1
+        self.batch_in_epoch += 1
+        self._batch_logs = logs or {}
+        steps_due = self.every_steps and self.position - self._saved_position >= self.every_steps
+        time_due = self.every_seconds and time.monotonic() - self._saved_time >= self.every_seconds
+        if (steps_due or time_due) and not self._last_batch_of_epoch(batch):
+            self._save(self._epoch, self._batch_logs)
+
+    def _last_batch_of_epoch(self, batch) -> bool:
+        steps = (self.params or {}).get("steps")
+        return steps is not None and batch + 1 >= steps  # on_epoch_end checkpoints it
+
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         test = logs.get(TEST_KEY)
         improved = test is not None and (self.best_value is None or _float(test) < self.best_value)
         if improved:
             self.best_value, self.best_epoch = _float(test), epoch + 1
-        metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
-        state = {
-            **self.state,
-            "step": int(self.model.optimizer.iterations.numpy()),
-            "metrics": metrics,
-            "best_test_bits_per_dim": self.best_value,
-            "best_epoch": self.best_epoch,
-        }
+        self.batch_in_epoch = 0
+        self._epoch = epoch + 1
+        self._save(epoch + 1, logs)
         if not self.write:
             return
-        self.last_saved = self.store.save(self.model, epoch + 1, state)
         with ema_weights(self.model):
             save_keras_atomically(self.model, self.model_path)
             if improved:
                 save_keras_atomically(self.model, self.best_path)
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Ends `fit` cleanly once `stop_request` (a `glow_tf.training.signals.
+    StopRequest`) has caught SIGTERM / SIGINT: at the next step boundary it
+    has `saver` write a checkpoint of that step and raises
+    `TrainingInterrupted`. Put it last: at an epoch's end the other
+    callbacks (checkpoint, logs) finish that epoch first."""
+
+    def __init__(self, stop_request, saver: RunCheckpoint):
+        super().__init__()
+        self.stop_request = stop_request
+        self.saver = saver
+
+    def _stop(self):
+        if not self.stop_request.requested:
+            return
+        number = self.stop_request.signal_number
+        checkpoint = self.saver.save_now()
+        where = f"checkpoint {checkpoint.directory}" if checkpoint is not None else "no checkpoint"
+        raise TrainingInterrupted(
+            number,
+            f"{signal.Signals(number).name} received: stopped at step "
+            f"{int(self.model.optimizer.iterations.numpy())} (batch {self.saver.position} of "
+            f"the data stream) and wrote {where}",
+        )
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._stop()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._stop()
 
 
 class EpochLog(keras.callbacks.Callback):

@@ -10,6 +10,7 @@
 | ema_decay              | polyak_epochs        | Polyak / EMA weights for evaluation       |
 | seed                   | seed                 | order of the data, init batch, its noise  |
 | dequantization         | (uniform only)       | "uniform" or "variational" (Flow++)       |
+| checkpoint_every_*     |                      | checkpoints within an epoch (resume)      |
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ _POSITIVE_INTS = (
     "check_invertibility_every",
     "keep_checkpoints",
 )
-_OPTIONAL_POSITIVE_INTS = ("image_size", "steps_per_epoch", "test_batch_size", "test_examples")
+_OPTIONAL_POSITIVE_INTS = (
+    "image_size",
+    "steps_per_epoch",
+    "test_batch_size",
+    "test_examples",
+    "checkpoint_every_steps",
+)
 _POSITIVE_FLOATS = ("lr", "invertibility_tolerance")
 
 
@@ -60,11 +67,17 @@ class TrainingConfig(FrozenConfig):
       beta1, beta2: moment decays in [0, 1) (SGD: momentum = beta1).
       clip_norm: clip the global batch's gradient to this global norm; None: no clipping.
       ema_decay: keep EMA weights with this decay in (0, 1); None: no EMA.
-      seed: seed of the data order, the init batch and its dequantisation noise.
+      seed: seed of the data order, the init batch and the dequantisation
+        noise (of the init batch and of every training step).
       sample_every: write sample grids and reconstructions every N epochs.
       check_invertibility_every: check decode(encode(x)) == x every N epochs.
       invertibility_tolerance: largest allowed reconstruction error.
-      keep_checkpoints: newest resumable checkpoints kept.
+      keep_checkpoints: newest resumable checkpoints kept (>= 2 lets a run
+        fall back past a damaged newest one).
+      checkpoint_every_steps: also checkpoint within an epoch every N
+        updates; None: not by steps.
+      checkpoint_every_minutes: also checkpoint within an epoch every M
+        minutes (so a kill loses at most about M minutes); None: not by time.
       jit: compile the train step with XLA.
       strategy: a `tf.distribute` strategy name of `STRATEGIES`.
       dequantization: the model's dequantizer, a name of `DEQUANTIZATIONS`:
@@ -94,6 +107,8 @@ class TrainingConfig(FrozenConfig):
     check_invertibility_every: int = 1
     invertibility_tolerance: float = 1e-3
     keep_checkpoints: int = 2
+    checkpoint_every_steps: int | None = None
+    checkpoint_every_minutes: float | None = 10.0
     jit: bool = False
     strategy: str = "default"
     dequantization: str = "uniform"
@@ -145,6 +160,11 @@ class TrainingConfig(FrozenConfig):
             raise ValueError(f"warmup must be a number >= 0, got {self.warmup!r}")
         if self.warmup_unit == "steps" and self.warmup != int(self.warmup):
             raise ValueError(f"a warm-up in steps must be a whole number, got {self.warmup!r}")
+        minutes = self.checkpoint_every_minutes
+        if minutes is not None and not (_is_number(minutes) and minutes > 0):
+            raise ValueError(
+                f"checkpoint_every_minutes must be a positive number or None, got {minutes!r}"
+            )
         if not isinstance(self.jit, bool):
             raise ValueError(f"jit must be True or False, got {self.jit!r}")
 

@@ -1,8 +1,10 @@
-"""The exception that stops a training run on purpose."""
+"""The exceptions that stop a training run on purpose."""
 
 from __future__ import annotations
 
-__all__ = ["TrainingStopped"]
+import signal
+
+__all__ = ["TrainingStopped", "TrainingInterrupted"]
 
 
 class TrainingStopped(RuntimeError):
@@ -12,3 +14,26 @@ class TrainingStopped(RuntimeError):
     The checkpoint callbacks never write after it, so the last good
     checkpoint stays intact.
     """
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised from a callback to end `fit` at a step boundary after a SIGTERM
+    or SIGINT, once the checkpoint of that step is written.
+
+    Attributes:
+      signal_number: the signal that asked the run to stop.
+      exit_code: 128 + signal_number, the shell's convention (143 for
+        SIGTERM, 130 for SIGINT).
+    """
+
+    def __init__(self, signal_number: int, message: str):
+        super().__init__(message)
+        self.signal_number = int(signal_number)
+
+    @property
+    def exit_code(self) -> int:
+        return 128 + self.signal_number
+
+    @property
+    def signal_name(self) -> str:
+        return signal.Signals(self.signal_number).name

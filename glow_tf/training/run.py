@@ -2,8 +2,11 @@
 callbacks, `fit`, final evaluation and summary (what `train_keras.py` calls).
 
     strategy -> DataSource -> GlowConfig on its images (model_config_for_source)
-      -> resume checkpoint or data-dependent init -> fit with guards, logs,
-      images, checkpoints -> test bits/dim with the EMA weights -> summary.json
+      -> resume checkpoint (the newest that loads) or data-dependent init
+      -> fit from the checkpoint's data position, with guards, logs, images,
+         checkpoints (every epoch and every few minutes), a clean stop on
+         SIGTERM / SIGINT -> test bits/dim with the EMA weights -> model.keras,
+         summary.json
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import keras
 
 from glow_tf.config import GlowConfig
 from glow_tf.data.datasets import load_source
-from glow_tf.data.dequantize import uniform_noise
+from glow_tf.data.dequantize import draws_seeded_noise, uniform_noise
 from glow_tf.data.pipeline import evaluation_dataset, fixed_batch, training_dataset
 from glow_tf.data.source import DataSource
 from glow_tf.models import FlowModel, model_class_for
@@ -27,9 +30,19 @@ from glow_tf.training.checkpoint import CheckpointStore, write_json_atomically
 from glow_tf.training.config import TrainingConfig
 from glow_tf.training.distribution import is_chief, make_strategy
 from glow_tf.training.ema import EMAEvaluation, ema_weights
-from glow_tf.training.errors import TrainingStopped
+from glow_tf.saving import save_keras_atomically
+from glow_tf.seeds import seed_stream
+from glow_tf.training.errors import TrainingInterrupted, TrainingStopped
 from glow_tf.training.optimizers import initial_loss_scale, make_optimizer
-from glow_tf.training.resume import check_compatible, find_resume_checkpoint, optimizer_layout
+from glow_tf.training.resume import (
+    check_compatible,
+    fit_from_position,
+    load_resume_checkpoint,
+    optimizer_layout,
+    resume_candidates,
+    resume_point,
+)
+from glow_tf.training.signals import StopRequest
 
 __all__ = ["RunOptions", "RunResult", "model_config_for_source", "train"]
 
@@ -60,7 +73,8 @@ class RunOptions:
 
 
 class RunResult(NamedTuple):
-    """How a run ended: exit code 0 (finished) or 1 (stopped by a guard), and its model."""
+    """How a run ended, and its model: exit code 0 (finished), 1 (stopped by a
+    guard), 143 / 130 (stopped by SIGTERM / SIGINT after a checkpoint)."""
 
     code: int
     model: FlowModel
@@ -123,9 +137,15 @@ def _steps_per_epoch(training: TrainingConfig, source: DataSource) -> int:
     return count // training.batch_size
 
 
-def _build_model(config, training, warmup_steps, checkpoint, source):
-    """The compiled model, with the checkpoint's weights and optimizer state,
-    or data-dependent init; returns (model, initial epoch)."""
+def training_noise_seed(seed: int) -> int:
+    """The seed of the training steps' dequantisation noise, from the run's seed."""
+    return seed_stream(seed, "dequantisation noise")()
+
+
+def _build_model(config, training, warmup_steps, candidates, source, chief=True):
+    """The compiled model, with the weights and optimizer state of the newest
+    candidate checkpoint that loads, or data-dependent init; returns (model,
+    the checkpoint loaded or None)."""
     model = model_class_for(config)(config, dequantizer=training.dequantization)
     loss_scale = initial_loss_scale(config.num_dims) if config.network_dtype == "float16" else None
     optimizer = make_optimizer(
@@ -137,9 +157,16 @@ def _build_model(config, training, warmup_steps, checkpoint, source):
         ema_decay=training.ema_decay,
         loss_scale=loss_scale,
     )
-    model.compile(optimizer, jit_compile=training.jit, gradient_clip_norm=training.clip_norm)
+    model.compile(
+        optimizer,
+        jit_compile=training.jit,
+        gradient_clip_norm=training.clip_norm,
+        noise_seed=training_noise_seed(training.seed)
+        if draws_seeded_noise(model.dequantizer)
+        else None,
+    )
     model.optimizer.build(model.trainable_variables)
-    if checkpoint is None:
+    if not candidates:
         init = fixed_batch(source, "train", training.init_batch_size, seed=training.seed)
         noise = uniform_noise(init["image"].shape, config.num_bits, seed=[training.seed, 1])
         labels = init["label"] if config.conditional else None
@@ -148,18 +175,24 @@ def _build_model(config, training, warmup_steps, checkpoint, source):
             f"data-dependent init on {len(init['image'])} training images: {bits:.4f} bits/dim",
             flush=True,
         )
-        return model, 0
-    model.load_weights(checkpoint.model_path)
-    step = int(model.optimizer.iterations.numpy())
-    if step != checkpoint.step:
-        raise ValueError(
-            f"the optimizer state of {checkpoint.directory!r} did not load (step "
-            f"{step}, expected {checkpoint.step})"
-        )
+        return model, None
+
+    def load(checkpoint):
+        model.load_weights(checkpoint.model_path)
+        step = int(model.optimizer.iterations.numpy())
+        if step != checkpoint.step:
+            raise ValueError(
+                f"the optimizer state did not load (step {step}, expected {checkpoint.step})"
+            )
+
+    checkpoint = load_resume_checkpoint(candidates, load, set_aside_damaged=chief)
+    within = f" + {checkpoint.batch_in_epoch} batches" if checkpoint.batch_in_epoch else ""
     print(
-        f"resuming from {checkpoint.directory}: epoch {checkpoint.epoch}, step {step}", flush=True
+        f"resuming from {checkpoint.directory}: epoch {checkpoint.epoch}{within}, "
+        f"step {checkpoint.step}",
+        flush=True,
     )
-    return model, checkpoint.epoch
+    return model, checkpoint
 
 
 def train(
@@ -198,10 +231,11 @@ def train(
     warmup_steps = training.warmup_steps(steps_per_epoch)
 
     store = CheckpointStore(os.path.join(output_dir, "checkpoints"), keep=training.keep_checkpoints)
-    checkpoint = find_resume_checkpoint(options.resume, output_dir, store)
+    candidates = resume_candidates(options.resume, output_dir, store)
     layout = optimizer_layout(config, training)
-    if checkpoint is not None:
-        check_compatible(checkpoint, config, layout)
+    for candidate in candidates:
+        if candidate.state is not None:
+            check_compatible(candidate, config, layout)
 
     run_description = {
         "config": config.to_dict(),
@@ -211,6 +245,8 @@ def train(
         "dataset": source.name,
         "steps_per_epoch": steps_per_epoch,
         "warmup_steps": warmup_steps,
+        "data_seed": training.seed,
+        "noise_seed": training_noise_seed(training.seed),
     }
     if chief:
         os.makedirs(output_dir, exist_ok=True)
@@ -225,7 +261,10 @@ def train(
     )
 
     with strategy.scope():
-        model, initial_epoch = _build_model(config, training, warmup_steps, checkpoint, source)
+        model, checkpoint = _build_model(
+            config, training, warmup_steps, candidates, source, chief
+        )
+    position, initial_epoch, batch_in_epoch = resume_point(checkpoint, steps_per_epoch)
 
     fixed = fixed_batch(source, "test", 8, seed=training.seed)
     fixed_images, fixed_labels = fixed["image"], (fixed["label"] if labels else None)
@@ -244,7 +283,19 @@ def train(
             f"(--epochs {training.epochs}); pass a larger --epochs to continue it"
         )
     else:
-        saver = cb.RunCheckpoint(output_dir, store, run_description, best=best, write=chief)
+        minutes = training.checkpoint_every_minutes
+        saver = cb.RunCheckpoint(
+            output_dir,
+            store,
+            run_description,
+            best=best,
+            write=chief,
+            position=position,
+            batch_in_epoch=batch_in_epoch,
+            every_steps=training.checkpoint_every_steps,
+            every_seconds=None if minutes is None else 60 * minutes,
+        )
+        stop_request = StopRequest()
         hint = lambda: (  # noqa: E731
             f"The last good checkpoint is {saver.last_saved.directory} "
             f"(epoch {saver.last_saved.epoch}). "
@@ -293,22 +344,34 @@ def train(
                 verbose=chief,
             )
         )
-        # A resumed run draws a new order rather than replaying the first epochs'.
-        seed = training.seed + initial_epoch
+        callbacks.append(cb.StopOnSignal(stop_request, saver))
         started = time.time()
         try:
-            model.fit(
-                training_dataset(source, training.batch_size, labels, seed=seed),
-                epochs=training.epochs,
-                initial_epoch=initial_epoch,
-                steps_per_epoch=steps_per_epoch,
-                validation_data=evaluation(),
-                callbacks=callbacks,
-                verbose=verbose,
-            )
+            with stop_request:
+                fit_from_position(
+                    model,
+                    lambda at: training_dataset(
+                        source, training.batch_size, labels, seed=training.seed, position=at
+                    ),
+                    position,
+                    initial_epoch,
+                    batch_in_epoch,
+                    training.epochs,
+                    steps_per_epoch,
+                    validation_data=evaluation(),
+                    callbacks=callbacks,
+                    verbose=verbose,
+                )
         except TrainingStopped as stop:
             print(f"\nstopped: {stop}", file=sys.stderr, flush=True)
             return RunResult(1, model)
+        except TrainingInterrupted as interruption:
+            print(
+                f"\n{interruption}; run the same command again to continue from it",
+                file=sys.stderr,
+                flush=True,
+            )
+            return RunResult(interruption.exit_code, model)
         print(
             f"trained epochs {initial_epoch + 1}..{training.epochs} in "
             f"{time.time() - started:.0f} s",
@@ -321,6 +384,8 @@ def train(
         final = model.evaluate(evaluation(), verbose=0, return_dict=True)["bits_per_dim"]
         if chief:
             cb.write_images(model, output_dir, fixed_images, fixed_labels)
+            # also after a kill between the last checkpoint and model.keras
+            save_keras_atomically(model, os.path.join(output_dir, "model.keras"))
     if chief:
         _write_summary(model, output_dir, final, best, max(training.epochs, initial_epoch))
     return RunResult(0, model)

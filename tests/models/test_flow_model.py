@@ -156,3 +156,44 @@ def test_act_norm_bijector_is_pure_and_init_happens_in_the_layer():
         y, _ = layer(x)
     np.testing.assert_allclose(tf.reduce_mean(y, [0, 1, 2]), 0.0, atol=1e-5)
     assert isinstance(layer, FlowLayer)
+
+
+def _seeded_steps(noise_seed, steps=2):
+    model = GlowModel(CONFIG)
+    init = tiny_images(16, CONFIG.image_shape, seed=0)
+    model.initialize(init, noise=np.full(init.shape, 0.5 / CONFIG.num_bins, np.float32))
+    model.compile(keras.optimizers.SGD(0.1), noise_seed=noise_seed)
+    images = tiny_images(4, CONFIG.image_shape, seed=5)
+    for _ in range(steps):
+        model.train_on_batch(images)
+    return model, [w.numpy() for w in model.trainable_variables]
+
+
+def test_seeded_training_noise_is_drawn_from_the_seed_and_the_step():
+    model, weights = _seeded_steps(noise_seed=7)
+    _, again = _seeded_steps(noise_seed=7)
+    _, other_seed = _seeded_steps(noise_seed=8)
+    for a, b in zip(weights, again, strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(weights, other_seed, strict=True))
+    seed = model._training_noise_seed().numpy()
+    assert seed.tolist() == [7, 2]  # the seed and the optimizer's step
+    bins = np.zeros((4, *CONFIG.image_shape), np.float32)
+    x, _ = model.dequantizer(bins, seed=seed)
+    expected = tf.random.stateless_uniform(bins.shape, seed, maxval=1 / CONFIG.num_bins)
+    np.testing.assert_array_equal(x.numpy(), expected.numpy() - 0.5)
+    reloaded = keras.models.load_model(_saved(model))
+    assert reloaded.noise_seed == 7
+    with pytest.raises(ValueError, match="noise_seed must be an int or None"):
+        model.compile(keras.optimizers.SGD(0.1), noise_seed=1.5)
+    other = GlowModel(CONFIG, dequantizer=HalfBinDequantization(CONFIG.num_bits))
+    with pytest.raises(ValueError, match="HalfBinDequantization draws no seeded noise"):
+        other.compile(keras.optimizers.SGD(0.1), noise_seed=7)
+
+
+def _saved(model):
+    import tempfile
+
+    path = tempfile.mkdtemp() + "/model.keras"
+    model.save(path)
+    return path

@@ -137,3 +137,14 @@ def test_unknown_choices_exit_like_argparse(capsys):
         build_parser().parse_args(["--network-dtype", "int8"])
     assert exit_info.value.code == 2
     assert "train_keras.py: error: argument --network-dtype" in capsys.readouterr().err
+
+
+def test_checkpoint_intervals_and_zero_for_off():
+    run = _configs("--checkpoint-every-steps", "200", "--checkpoint-every-minutes", "2.5")
+    assert run.training.checkpoint_every_steps == 200
+    assert run.training.checkpoint_every_minutes == 2.5
+    run = _configs("--checkpoint-every-steps", "0", "--checkpoint-every-minutes", "0")
+    assert run.training.checkpoint_every_steps is None
+    assert run.training.checkpoint_every_minutes is None
+    with pytest.raises(ValueError, match="checkpoint_every_minutes must be a positive number"):
+        _configs("--checkpoint-every-minutes", "-1")

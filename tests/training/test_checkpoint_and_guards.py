@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import keras
 import numpy as np
@@ -18,7 +19,12 @@ from glow_tf.training import (
     TrainingStopped,
     make_optimizer,
 )
+from glow_tf.training.callbacks import StopOnSignal
+from glow_tf.training.checkpoint import checkpoint_problem
+from glow_tf.training.errors import TrainingInterrupted
 from glow_tf.training.optimizers import initial_loss_scale
+from glow_tf.training.resume import load_resume_checkpoint
+from glow_tf.training.signals import StopRequest
 from tests.conftest import TINY, tiny_images
 
 
@@ -38,11 +44,12 @@ def test_checkpoint_restores_weights_optimizer_slots_and_step(tmp_path):
     model = _compiled(ema=0.9)
     model.fit(_data(), epochs=1, verbose=0)
     store = CheckpointStore(str(tmp_path), keep=2)
-    for epoch in (1, 2, 3):
-        store.save(model, epoch, {"config": TINY.to_dict()})
-    assert [c.epoch for c in store.checkpoints()] == [2, 3]
+    for position in (1, 2, 3):
+        store.save(model, position, {"config": TINY.to_dict(), "epoch": position})
+    assert [c.position for c in store.checkpoints()] == [2, 3]
+    assert sorted(os.listdir(tmp_path)) == ["step-00000002", "step-00000003"]
     latest = store.latest()
-    assert latest.state["epoch"] == 3
+    assert latest.state["epoch"] == 3 and latest.state["data_position"] == 3
     fresh = _compiled(seed=5, ema=0.9)
     fresh.load_weights(latest.model_path)
     assert int(fresh.optimizer.iterations.numpy()) == 4
@@ -57,6 +64,7 @@ def test_checkpoint_restores_weights_optimizer_slots_and_step(tmp_path):
 def test_partial_checkpoints_are_ignored(tmp_path):
     os.makedirs(tmp_path / ".partial-epoch-0009")
     os.makedirs(tmp_path / "epoch-0008")  # no state.json: an interrupted copy
+    os.makedirs(tmp_path / "step-00000012")
     assert CheckpointStore(str(tmp_path)).latest() is None
 
 
@@ -174,3 +182,102 @@ def test_nan_weights_stop_a_loss_scaled_run_at_the_first_skipped_step():
 def test_max_skipped_steps_must_be_positive():
     with pytest.raises(ValueError, match="max_skipped_steps must be >= 1"):
         NonFiniteGuard(max_skipped_steps=0)
+
+
+# ------------------------------------------------- checkpoints within an epoch, signals
+
+
+def _state_of(store):
+    return {c.position: (c.epoch, c.batch_in_epoch, c.step) for c in store.checkpoints()}
+
+
+def test_step_checkpoints_within_an_epoch_record_the_data_position(tmp_path):
+    model = _compiled()
+    store = CheckpointStore(str(tmp_path / "checkpoints"), keep=10)
+    saver = RunCheckpoint(str(tmp_path), store, {"config": TINY.to_dict()}, every_steps=3)
+    model.fit(_data().repeat(), epochs=2, steps_per_epoch=4, verbose=0, callbacks=[saver])
+    # (finished epochs, batches of the next, optimizer step) by position; 4 and 8 end epochs
+    assert _state_of(store) == {3: (0, 3, 3), 4: (1, 0, 4), 7: (1, 3, 7), 8: (2, 0, 8)}
+    assert os.path.isfile(tmp_path / "model.keras")
+    # time-based: every step is due; a resumed position carries on
+    store = CheckpointStore(str(tmp_path / "timed"), keep=10)
+    saver = RunCheckpoint(
+        str(tmp_path), store, {}, position=8, batch_in_epoch=2, every_seconds=1e-9
+    )
+    model.fit(_data(), epochs=3, initial_epoch=2, steps_per_epoch=2, verbose=0, callbacks=[saver])
+    assert _state_of(store) == {9: (2, 3, 9), 10: (3, 0, 10)}
+
+
+class _SignalAt(keras.callbacks.Callback):
+    """Plays the signal handler: records SIGTERM after the given batch."""
+
+    def __init__(self, stop, batch):
+        super().__init__()
+        self.stop, self.batch = stop, batch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if batch == self.batch:
+            self.stop.signal_number = signal.SIGTERM
+
+
+def test_a_stop_signal_checkpoints_the_step_and_raises_with_exit_code_143(tmp_path):
+    model = _compiled()
+    store = CheckpointStore(str(tmp_path / "checkpoints"))
+    saver = RunCheckpoint(str(tmp_path), store, {})
+    stop = StopRequest()
+    callbacks = [_SignalAt(stop, 1), saver, StopOnSignal(stop, saver)]
+    with pytest.raises(TrainingInterrupted, match="SIGTERM received: stopped at step 2") as info:
+        model.fit(_data(), epochs=1, verbose=0, callbacks=callbacks)
+    assert info.value.exit_code == 143
+    assert _state_of(store) == {2: (0, 2, 2)}
+    assert not os.path.exists(tmp_path / "model.keras")  # only the checkpoint, at once
+
+
+def test_stop_request_catches_the_first_signal_and_passes_on_the_second():
+    previous = signal.getsignal(signal.SIGINT)
+    with StopRequest() as stop:
+        assert not stop.requested
+        os.kill(os.getpid(), signal.SIGINT)
+        assert stop.signal_number == signal.SIGINT
+        with pytest.raises(KeyboardInterrupt):  # the second acts as usual
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is previous
+
+
+def _flip_a_byte_in_the_middle(path):
+    with open(path, "r+b") as file:
+        file.seek(os.path.getsize(path) // 2)
+        byte = file.read(1)
+        file.seek(-1, os.SEEK_CUR)
+        file.write(bytes([byte[0] ^ 0xFF]))
+
+
+def test_damaged_checkpoints_are_named_and_the_previous_one_is_loaded(tmp_path):
+    model = _compiled()
+    store = CheckpointStore(str(tmp_path), keep=3)
+    for position in (1, 2, 3):
+        model.optimizer.iterations.assign(position)
+        store.save(model, position, {"step": position})
+    _flip_a_byte_in_the_middle(os.path.join(tmp_path, "step-00000003", "model.keras"))
+    with open(os.path.join(tmp_path, "step-00000002", "state.json"), "w") as file:
+        file.write("[1, 2")
+    newest_first = store.all_checkpoints()[::-1]
+    assert [checkpoint_problem(c) is None for c in newest_first] == [False, False, True]
+    assert "model.keras is" in checkpoint_problem(newest_first[0])
+    assert "state.json is unreadable" in checkpoint_problem(newest_first[1])
+    messages, loaded = [], []
+    chosen = load_resume_checkpoint(newest_first, loaded.append, messages.append, True)
+    assert chosen.position == 1 and loaded == [chosen]
+    assert "falling back to the previous checkpoint, step-00000002" in messages[0]
+    assert "falling back to the previous checkpoint, step-00000001" in messages[1]
+    assert sorted(os.listdir(tmp_path)) == [
+        "damaged-step-00000002",
+        "damaged-step-00000003",
+        "step-00000001",
+    ]
+    with pytest.raises(ValueError, match="no checkpoint to resume from could be loaded"):
+        load_resume_checkpoint(store.all_checkpoints(), _raise, messages.append)
+
+
+def _raise(checkpoint):
+    raise OSError("unreadable")

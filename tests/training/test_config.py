@@ -51,6 +51,9 @@ def test_every_optimizer_is_accepted():
         (dict(seed=1.5), "seed must be an int"),
         (dict(jit="yes"), "jit must be True or False"),
         (dict(dequantization="gaussian"), "unknown dequantization 'gaussian'"),
+        (dict(checkpoint_every_steps=0), "checkpoint_every_steps must be a positive int"),
+        (dict(checkpoint_every_minutes=0), "checkpoint_every_minutes must be a positive number"),
+        (dict(checkpoint_every_minutes="10"), "checkpoint_every_minutes must be a positive"),
     ],
 )
 def test_invalid_settings_are_rejected(changes, message):
@@ -65,3 +68,10 @@ def test_unknown_field_and_frozen():
         TrainingConfig.from_dict({"n_batch_train": 64})
     with pytest.raises(dataclasses.FrozenInstanceError):
         TrainingConfig().epochs = 3
+
+
+def test_checkpoints_within_an_epoch_every_ten_minutes_by_default():
+    config = TrainingConfig()
+    assert (config.checkpoint_every_steps, config.checkpoint_every_minutes) == (None, 10.0)
+    config = config.replace(checkpoint_every_steps=500, checkpoint_every_minutes=None)
+    assert TrainingConfig.from_dict(config.to_dict()) == config
