@@ -100,19 +100,26 @@ DEEP = GlowConfig(
 )
 
 
-def trained_like(model: GlowModel, images, seed: int = 0, kernel_std: float = 0.05) -> GlowModel:
-    """Gives `model` weights far from the identity, at the scales of a trained Glow:
-    every zero-initialised output layer of the coupling networks gets kernel ~ N(0, kernel_std^2), bias and logs ~ N(0, 0.1^2) (network
-    outputs of order 1: shifts of order 1, scales sigmoid(h + 2) in about
-    0.5 .. 0.99), then every ActNorm is initialised from `images` at bin centres."""
+def trained_like(model: GlowModel, images, seed: int = 0, output_std: float = 0.4) -> GlowModel:
+    """Gives `model` weights far from the identity, at the scales of a trained Glow.
+
+    The zero-initialised output layer of every coupling network gets a kernel
+    ~ N(0, s^2) with s = output_std / sqrt(fan_in / 2), so that on its
+    normalised ReLU input the network output h has a std of about output_std
+    whatever the width, and bias, logs ~ N(0, 0.1^2): shifts of a few tenths,
+    scales sigmoid(h + 2) of about 0.75 .. 0.95 (OpenAI's trained CelebA
+    couplings have both); then every ActNorm is initialised from `images` at
+    bin centres.
+    """
     from glow_tf.data.dequantize import bin_centre_noise
 
     rng = np.random.default_rng(seed)
     for weight in model.weights:
         parent, name = weight.path.split("/")[-2:]
         if parent == "conv_out":
-            std = kernel_std if name == "kernel" else 0.1
-            weight.assign(rng.normal(0.0, std, weight.shape).astype(np.float32))
+            shape = tuple(weight.shape)
+            std = output_std / np.sqrt(np.prod(shape[:-1]) / 2) if name == "kernel" else 0.1
+            weight.assign(rng.normal(0.0, std, shape).astype(np.float32))
     model.initialize(images, noise=bin_centre_noise(images, model.config.num_bits))
     return model
 
