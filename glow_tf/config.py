@@ -16,7 +16,7 @@ Names used here, next to the paper's symbols and the flags of OpenAI's
 | learn_top           |       | learntop              | learned mean/scale of the top prior       |
 | num_classes         |       | n_y with ycond        | > 0: class-conditional top prior          |
 | weight_y            |       | weight_y              | weight of the classifier loss on z_top    |
-| network_dtype       |       |                       | compute dtype of the coupling networks    |
+| network_dtype       |       |                       | coupling networks' dtype in training      |
 """
 
 from __future__ import annotations
@@ -104,8 +104,11 @@ class GlowConfig(FrozenConfig):
       num_classes: 0 for an unconditional model, else the number of classes
         of a class-conditional top prior.
       weight_y: weight of the classifier loss (needs num_classes > 0).
-      network_dtype: compute dtype of the coupling networks ("float32",
-        "bfloat16", "float16"); the flow, log-dets and priors stay float32.
+      network_dtype: compute dtype of the coupling networks in training
+        passes ("float32", "bfloat16", "float16"); the flow, log-dets and
+        priors stay float32, and every other pass (evaluation, encode,
+        decode, sample, export) computes the networks in float32 too, so
+        that the inverse is exact (`glow_tf.nn.CouplingNetwork`).
         The one name of the precision choice; `network_policy` is its Keras
         dtype policy.
       seed: seed of the random initial weights (1x1 convs, shuffles, convs).

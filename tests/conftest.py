@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pathlib
 
@@ -92,4 +93,69 @@ def tiny_model() -> GlowModel:
     return model
 
 
-__all__ = ["Reference", "openai_config", "tiny_images", "TINY", "OPENAI_REFERENCE", "REPO_ROOT", "glow_tf"]
+# K = 32 steps per level: deep enough that a half-precision coupling network
+# breaks the round trip (see trained_like and tests/models/test_deep_round_trip.py)
+DEEP = GlowConfig(
+    image_shape=(8, 8, 1), num_levels=2, num_steps=32, hidden_channels=8, num_bits=8, seed=3
+)
+
+
+def trained_like(model: GlowModel, images, seed: int = 0, output_std: float = 0.4) -> GlowModel:
+    """Gives `model` weights far from the identity, at the scales of a trained Glow.
+
+    The zero-initialised output layer of every coupling network gets a kernel
+    ~ N(0, s^2) with s = output_std / sqrt(fan_in / 2), so that on its
+    normalised ReLU input the network output h has a std of about output_std
+    whatever the width, and bias, logs ~ N(0, 0.1^2): shifts of a few tenths,
+    scales sigmoid(h + 2) of about 0.75 .. 0.95 (OpenAI's trained CelebA
+    couplings have both); then every ActNorm is initialised from `images` at
+    bin centres.
+    """
+    from glow_tf.data.dequantize import bin_centre_noise
+
+    rng = np.random.default_rng(seed)
+    for weight in model.weights:
+        parent, name = weight.path.split("/")[-2:]
+        if parent == "conv_out":
+            shape = tuple(weight.shape)
+            std = output_std / np.sqrt(np.prod(shape[:-1]) / 2) if name == "kernel" else 0.1
+            weight.assign(rng.normal(0.0, std, shape).astype(np.float32))
+    model.initialize(images, noise=bin_centre_noise(images, model.config.num_bits))
+    return model
+
+
+@pytest.fixture(scope="session")
+def deep_models() -> dict[str, GlowModel]:
+    """`DEEP` models with the same trained-like weights, by coupling-network
+    dtype ("float32", "bfloat16", "float16"); tests must not train them."""
+    images = tiny_images(16, DEEP.image_shape, seed=1)
+    reference = trained_like(GlowModel(DEEP), images)
+    models = {"float32": reference}
+    for dtype in ("bfloat16", "float16"):
+        models[dtype] = GlowModel(DEEP.replace(network_dtype=dtype))
+        models[dtype].set_weights(reference.get_weights())
+    return models
+
+
+@contextlib.contextmanager
+def functions_run_eagerly():
+    """Runs tf.functions eagerly inside: the same kernels without tracing,
+    which for one call of a K = 32 model is several times faster."""
+    import tensorflow as tf
+
+    before = tf.config.functions_run_eagerly()
+    tf.config.run_functions_eagerly(True)
+    try:
+        yield
+    finally:
+        tf.config.run_functions_eagerly(before)
+
+
+@pytest.fixture
+def eagerly():
+    """The test runs its tf.functions eagerly (`functions_run_eagerly`)."""
+    with functions_run_eagerly():
+        yield
+
+
+__all__ = ["Reference", "openai_config", "tiny_images", "trained_like", "functions_run_eagerly", "DEEP", "TINY", "OPENAI_REFERENCE", "REPO_ROOT", "glow_tf"]

@@ -125,7 +125,9 @@ class CouplingLayer(FlowLayer):
       coupling: "affine" or "additive".
       hidden_channels: width of the network.
       network_dtype: dtype policy of the network ("float32", or
-        "mixed_bfloat16" / "mixed_float16" for a low-precision network).
+        "mixed_bfloat16" / "mixed_float16" for a network computing in half
+        precision in training passes, in float32 in all others: see
+        `CouplingNetwork`).
       seed: seed of the network's random initial kernels.
     """
 

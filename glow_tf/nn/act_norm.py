@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from glow_tf.nn.init_mode import data_dependent_init_active
 from glow_tf.nn.log_scale import LOGSCALE_FACTOR, StoredAsLogs
+from glow_tf.nn.precision import in_precision_of
 
 __all__ = ["ActNormalization", "act_norm_statistics", "initialize_act_norm"]
 
@@ -51,12 +52,13 @@ class ActNormalization(StoredAsLogs, keras.layers.Layer):
 
     def build(self, input_shape):
         channels = input_shape[-1]
-        self.bias = self.add_weight(shape=(channels,), initializer="zeros", name="bias")
+        self.bias = self.add_weight(
+            shape=(channels,), initializer="zeros", name="bias", autocast=False
+        )
         self.add_logs_weight(channels)
 
     def call(self, inputs):
         if data_dependent_init_active():
             initialize_act_norm(self, inputs)
-        bias = tf.cast(self.bias, self.compute_dtype)
-        log_scale = tf.cast(self.log_scale, self.compute_dtype)
+        bias, log_scale = in_precision_of(inputs, self.bias, self.log_scale)
         return (inputs + bias) * tf.exp(log_scale)

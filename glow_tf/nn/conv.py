@@ -8,6 +8,7 @@ import tensorflow as tf
 from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.nn.edge_padding import edge_bias_pad
 from glow_tf.nn.log_scale import StoredAsLogs
+from glow_tf.nn.precision import in_precision_of
 
 __all__ = ["ConvActNorm", "ZeroConv2D", "LinearZeros"]
 
@@ -19,6 +20,7 @@ def _edge_conv(x, kernel, kernel_size):
 def _kernel_shape(input_shape, kernel_size, filters):
     in_channels = int(input_shape[-1]) + (1 if kernel_size > 1 else 0)
     return (kernel_size, kernel_size, in_channels, filters)
+
 
 
 @keras.saving.register_keras_serializable(package="glow_tf")
@@ -38,18 +40,21 @@ class ConvActNorm(keras.layers.Layer):
         self.filters = filters
         self.kernel_size = kernel_size
         self.seed = seed
-        self.norm = ActNormalization(dtype=self.dtype_policy, name="act_norm")
+        self.norm = ActNormalization(
+            dtype=self.dtype_policy, autocast=self.autocast, name="act_norm"
+        )
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
             shape=_kernel_shape(input_shape, self.kernel_size, self.filters),
             initializer=keras.initializers.RandomNormal(stddev=0.05, seed=self.seed),
             name="kernel",
+            autocast=False,
         )
         self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
 
     def call(self, inputs):
-        kernel = tf.cast(self.kernel, self.compute_dtype)
+        (kernel,) = in_precision_of(inputs, self.kernel)
         return self.norm(_edge_conv(inputs, kernel, self.kernel_size))
 
     def get_config(self):
@@ -83,14 +88,15 @@ class ZeroConv2D(StoredAsLogs, keras.layers.Layer):
             shape=_kernel_shape(input_shape, self.kernel_size, self.filters),
             initializer="zeros",
             name="kernel",
+            autocast=False,
         )
-        self.bias = self.add_weight(shape=(self.filters,), initializer="zeros", name="bias")
+        self.bias = self.add_weight(
+            shape=(self.filters,), initializer="zeros", name="bias", autocast=False
+        )
         self.add_logs_weight(self.filters)
 
     def call(self, inputs):
-        kernel, bias, log_scale = (
-            tf.cast(w, self.compute_dtype) for w in (self.kernel, self.bias, self.log_scale)
-        )
+        kernel, bias, log_scale = in_precision_of(inputs, self.kernel, self.bias, self.log_scale)
         return (_edge_conv(inputs, kernel, self.kernel_size) + bias) * tf.exp(log_scale)
 
     def get_config(self):
@@ -113,15 +119,18 @@ class LinearZeros(StoredAsLogs, keras.layers.Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(
-            shape=(int(input_shape[-1]), self.units), initializer="zeros", name="kernel"
+            shape=(int(input_shape[-1]), self.units),
+            initializer="zeros",
+            name="kernel",
+            autocast=False,
         )
-        self.bias = self.add_weight(shape=(self.units,), initializer="zeros", name="bias")
+        self.bias = self.add_weight(
+            shape=(self.units,), initializer="zeros", name="bias", autocast=False
+        )
         self.add_logs_weight(self.units)
 
     def call(self, inputs):
-        kernel, bias, log_scale = (
-            tf.cast(w, self.compute_dtype) for w in (self.kernel, self.bias, self.log_scale)
-        )
+        kernel, bias, log_scale = in_precision_of(inputs, self.kernel, self.bias, self.log_scale)
         return (tf.matmul(inputs, kernel) + bias) * tf.exp(log_scale)
 
     def get_config(self):

@@ -28,8 +28,11 @@ class StoredAsLogs:
     """
 
     def add_logs_weight(self, size: int):
-        """Creates the zero-initialised weight `logs` [size]."""
-        self.logs = self.add_weight(shape=(size,), initializer="zeros", name="logs")
+        """Creates the zero-initialised weight `logs` [size], read as stored
+        (no autocasting: the layer casts it to the precision it computes in)."""
+        self.logs = self.add_weight(
+            shape=(size,), initializer="zeros", name="logs", autocast=False
+        )
         return self.logs
 
     @property

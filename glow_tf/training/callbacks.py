@@ -156,6 +156,15 @@ class InvertibilityGuard(keras.callbacks.Callback):
         error = max |flow^-1(flow(x)) - x|   on the flow input x in [-0.5, 0.5)
 
     and stops training when the error exceeds `tolerance` or is not finite.
+
+    It checks the model as `encode` / `decode` / `sample` and the exports run
+    it: with half-precision coupling networks (`GlowConfig.network_dtype`)
+    those compute the networks in float32 on the float32 master weights
+    (`CouplingNetwork`), where the round trip is exact to float32 rounding at
+    any depth; only the training passes, never inverted, compute them in
+    half precision. A healthy deep mixed-precision run thus passes the default
+    tolerance (errors of about 1e-5 at K = 32), and one whose inference would
+    not give images back (a singular 1x1 convolution, extreme scales) stops.
     """
 
     def __init__(

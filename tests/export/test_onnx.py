@@ -109,12 +109,3 @@ def test_channel_permutations_convert(unconditional_exported, permutation):
     feed = {"eps": eps, "temperature": np.array(TEMPERATURE, np.float32)}
     expected = model.decode(eps, temperature=float(TEMPERATURE), as_uint8=False)
     np.testing.assert_allclose(session.run(["continuous"], feed)[0], expected, atol=1e-4, rtol=0)
-
-
-def test_bfloat16_networks_are_refused_with_a_clear_error(tmp_path):
-    config = GlowConfig(image_shape=(4, 4, 1), num_levels=1, num_steps=1, hidden_channels=4)
-    model = GlowModel(config.replace(network_dtype="bfloat16"))
-    model.initialize(tiny_images(4, config.image_shape))
-    with pytest.raises(ValueError, match="bfloat16 coupling networks is not supported"):
-        export_model(model, tmp_path)
-    assert not any(p.is_file() for p in tmp_path.rglob("*"))

@@ -25,7 +25,7 @@ from glow_tf.training.errors import TrainingInterrupted
 from glow_tf.training.optimizers import initial_loss_scale
 from glow_tf.training.resume import load_resume_checkpoint
 from glow_tf.training.signals import StopRequest
-from tests.conftest import TINY, tiny_images
+from tests.conftest import DEEP, TINY, tiny_images
 
 
 def _compiled(seed=2, ema=None):
@@ -96,6 +96,15 @@ def test_invertibility_guard_catches_a_singular_flow(tmp_path):
     kernel.assign(np.zeros(kernel.shape, np.float32))
     with pytest.raises(TrainingStopped, match="invertibility check failed at epoch 1"):
         guard.on_epoch_end(0)
+
+
+def test_invertibility_guard_passes_a_deep_half_precision_model(deep_models, eagerly):
+    """K = 32, trained-like weights, bfloat16 networks (a round trip computed in
+    bfloat16 misses by more than 1e-3: tests/models/test_deep_round_trip.py)."""
+    guard = InvertibilityGuard(tiny_images(4, DEEP.image_shape, seed=4), tolerance=1e-3)
+    guard.set_model(deep_models["bfloat16"])
+    guard.on_epoch_end(0)
+    assert guard.last_error < 1e-4
 
 
 # ------------------------------------------------- float16 loss scaling vs the guard
