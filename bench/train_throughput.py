@@ -32,6 +32,12 @@ bench only (`pip install -r bench/requirements.txt`):
     python bench/train_throughput.py --pytorch-glow /path/glow-pytorch [--quick]
 
 Without --pytorch-glow the PyTorch column is skipped.
+
+On a machine shared with other jobs, torch's OpenMP threads spin-wait at
+every barrier while their cores run something else, which can make PyTorch
+several times slower than on a quiet machine; --omp-passive runs the PyTorch
+process with OMP_WAIT_POLICY=passive (the table says so). On a quiet machine
+leave it off, torch's default is faster there.
 """
 
 from __future__ import annotations
@@ -141,7 +147,8 @@ def run_pytorch(levels, steps_per_level, width, warmup, steps, pytorch_glow):
         **result,
         "versions": f"torch {torch.__version__}",
         "threads": f"torch intra-op {torch.get_num_threads()}, "
-        f"inter-op {torch.get_num_interop_threads()}",
+        f"inter-op {torch.get_num_interop_threads()}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}",
     }
 
 
@@ -210,6 +217,8 @@ def _run_worker(implementation, config, args):
     if args.pytorch_glow:
         command += ["--pytorch-glow", args.pytorch_glow]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+    if implementation == "pytorch" and args.omp_passive:
+        env["OMP_WAIT_POLICY"] = "passive"
     done = subprocess.run(command, capture_output=True, text=True, env=env)
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
@@ -277,6 +286,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pytorch-glow", help="a checkout of rosinality/glow-pytorch")
     parser.add_argument("--quick", action="store_true", help="fewer timed steps")
+    parser.add_argument(
+        "--omp-passive", action="store_true", help="OMP_WAIT_POLICY=passive for PyTorch"
+    )
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     parser.add_argument("--steps", type=int, help="timed steps per process")
