@@ -12,7 +12,8 @@ with respect to x and k, in these forms:
     torch        torch.nn.functional.conv2d with bias, NCHW, zero padding, as
                  rosinality/glow-pytorch runs it (with --torch; in a process
                  of its own, as TF's and torch's thread pools in one process
-                 slow each other down)
+                 slow each other down; on a machine shared with other jobs run
+                 with OMP_WAIT_POLICY=passive, see bench/train_throughput.py)
 
 The TF forms alternate within every repeat so machine load hits all alike;
 the table gives the median over repeats in ms and each form's time relative
@@ -193,8 +194,9 @@ def main():
         cells = []
         for column in columns:
             if column in medians:
-                totals[column] += medians[column]
-                cells.append(f"{medians[column]:7.2f} ({medians[column] / medians['conv2d']:4.2f}x)")
+                ms = medians[column]
+                totals[column] += ms
+                cells.append(f"{ms:7.2f} ({ms / medians['conv2d']:4.2f}x)")
             else:
                 cells.append(" " * 16)
         shape = f"{size}x{size} {channels}->{filters} k{k}"

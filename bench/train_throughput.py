@@ -36,8 +36,10 @@ Without --pytorch-glow the PyTorch column is skipped.
 On a machine shared with other jobs, torch's OpenMP threads spin-wait at
 every barrier while their cores run something else, which can make PyTorch
 several times slower than on a quiet machine; --omp-passive runs the PyTorch
-process with OMP_WAIT_POLICY=passive (the table says so). On a quiet machine
-leave it off, torch's default is faster there.
+process with OMP_WAIT_POLICY=passive (the table says so), and --threads 1
+runs every implementation on one thread (TF intra- and inter-op, torch
+intra- and inter-op), which compares per-core speed without the
+synchronisation that load penalises. On a quiet machine use neither.
 """
 
 from __future__ import annotations
@@ -188,8 +190,23 @@ def run_tfp_glow(levels, steps_per_level, width, warmup, steps):
     return {**result, "versions": f"tensorflow-probability {tfp.__version__}"}
 
 
+def _limit_threads(implementation, threads):
+    if implementation == "pytorch":
+        import torch
+
+        torch.set_num_threads(threads)
+        torch.set_num_interop_threads(threads)
+    else:
+        import tensorflow as tf
+
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+
+
 def worker(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.threads:
+        _limit_threads(args.worker, args.threads)
     levels, steps_per_level, width = CONFIGS[args.config]
     common = (levels, steps_per_level, width, args.warmup, args.steps)
     if args.worker == "glow_tf":
@@ -216,6 +233,8 @@ def _run_worker(implementation, config, args):
     command += ["--config", config, "--steps", str(args.steps), "--warmup", str(args.warmup)]
     if args.pytorch_glow:
         command += ["--pytorch-glow", args.pytorch_glow]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     if implementation == "pytorch" and args.omp_passive:
         env["OMP_WAIT_POLICY"] = "passive"
@@ -230,12 +249,15 @@ def _machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if line.startswith("model name")]
+            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
         cpu = names[0] if names else cpu
     except OSError:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return f"{cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f}, Python {platform.python_version()}"
+    return (
+        f"{cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f}, "
+        f"Python {platform.python_version()}"
+    )
 
 
 def driver(args):
@@ -289,6 +311,7 @@ def main():
     parser.add_argument(
         "--omp-passive", action="store_true", help="OMP_WAIT_POLICY=passive for PyTorch"
     )
+    parser.add_argument("--threads", type=int, help="threads of every implementation")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
     parser.add_argument("--steps", type=int, help="timed steps per process")

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.nn.edge_padding import border_indicator, edge_bias_pad
+from glow_tf.nn.init_mode import data_dependent_init_active
 from glow_tf.nn.log_scale import StoredAsLogs
 
 __all__ = [
@@ -99,6 +100,12 @@ class ConvActNorm(keras.layers.Layer):
     """Edge-bias-padded convolution without bias, then ActNorm:
 
         y = actnorm(conv(edge_bias_pad(x), kernel))
+          = (conv(edge_bias_pad(x), kernel) + bias) * exp(log_scale)
+          = conv(edge_bias_pad(x), kernel * exp(log_scale)) + bias * exp(log_scale)
+
+    computed in the last form (a per-channel scale of the kernel, not of the
+    activations, and one bias add) except during data-dependent init, where
+    the ActNorm needs the convolution's output.
 
     `kernel` is [k, k, C_in + 1, filters] for k > 1 (the extra input channel
     is the border indicator) and [1, 1, C_in, filters] for k = 1; it starts
@@ -122,8 +129,14 @@ class ConvActNorm(keras.layers.Layer):
         self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
 
     def call(self, inputs):
-        kernel = tf.cast(self.kernel, self.compute_dtype)
-        return self.norm(edge_bias_conv(inputs, kernel))
+        if data_dependent_init_active():
+            return self.norm(edge_bias_conv(inputs, tf.cast(self.kernel, self.compute_dtype)))
+        # ActNorm folded into the conv, its scale applied to the kernel (k*k*C*F
+        # products) instead of the output (B*H*W*F); equal up to float rounding
+        scale = tf.exp(tf.convert_to_tensor(self.norm.log_scale))
+        kernel = tf.cast(tf.convert_to_tensor(self.kernel) * scale, self.compute_dtype)
+        bias = tf.cast(tf.convert_to_tensor(self.norm.bias) * scale, self.compute_dtype)
+        return tf.nn.bias_add(edge_bias_conv(inputs, kernel), bias)
 
     def get_config(self):
         return {
