@@ -71,3 +71,17 @@ def test_border_indicator_needs_static_height_and_width():
     assert border_indicator((None, 2, 3, 4), 3, tf.float32).shape == (1, 4, 5, 1)
     with pytest.raises(ValueError, match="static H and W"):
         border_indicator((None, None, 3, 4), 3, tf.float32)
+
+
+@pytest.mark.parametrize("size", [1, 3])
+def test_conv_act_norm_folds_the_act_norm_into_the_kernel_exactly_enough(size):
+    from glow_tf.nn.conv import ConvActNorm
+
+    x, _ = _arrays(4, 5, 6, 8, size)
+    layer = ConvActNorm(8, size, seed=0)
+    layer.build(x.shape)
+    rng = np.random.default_rng(2)
+    layer.norm.bias.assign(rng.normal(size=8).astype(np.float32))
+    layer.norm.logs.assign(rng.normal(size=8).astype(np.float32) * 0.3)
+    want = (reference_conv(x, layer.kernel) + layer.norm.bias) * tf.exp(layer.norm.log_scale)
+    np.testing.assert_allclose(layer(x), want, rtol=1e-5, atol=1e-5)
