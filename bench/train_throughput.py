@@ -261,7 +261,10 @@ def _machine() -> str:
 
 
 def driver(args):
-    implementations = [i for i in IMPLEMENTATIONS if i != "pytorch" or args.pytorch_glow]
+    chosen = args.implementations.split(",")
+    implementations = [
+        i for i in IMPLEMENTATIONS if i in chosen and (i != "pytorch" or args.pytorch_glow)
+    ]
     configs = args.configs.split(",")
     results = {(i, c): [] for i in implementations for c in configs}
     info = {}
@@ -314,6 +317,7 @@ def main():
     parser.add_argument("--threads", type=int, help="threads of every implementation")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated")
+    parser.add_argument("--implementations", default=",".join(IMPLEMENTATIONS))
     parser.add_argument("--steps", type=int, help="timed steps per process")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps (tracing)")
     parser.add_argument("--worker", choices=IMPLEMENTATIONS, help=argparse.SUPPRESS)
