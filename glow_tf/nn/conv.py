@@ -6,15 +6,89 @@ import keras
 import tensorflow as tf
 
 from glow_tf.nn.act_norm import ActNormalization
-from glow_tf.nn.edge_padding import edge_bias_pad
+from glow_tf.nn.edge_padding import border_indicator, edge_bias_pad
+from glow_tf.nn.init_mode import data_dependent_init_active
 from glow_tf.nn.log_scale import StoredAsLogs
 from glow_tf.nn.precision import in_precision_of
 
-__all__ = ["ConvActNorm", "ZeroConv2D", "LinearZeros"]
+__all__ = [
+    "ConvActNorm",
+    "ZeroConv2D",
+    "LinearZeros",
+    "edge_bias_conv",
+    "pointwise_conv",
+    "shifted_matmul_conv",
+]
 
 
-def _edge_conv(x, kernel, kernel_size):
+def edge_bias_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """conv(edge_bias_pad(x), kernel, VALID), in the form that is cheapest for
+    the kernel's shape. With x [B, H, W, C] and kernel [k, k, C + 1, F]
+    ([1, 1, C, F] for k = 1):
+
+      k = 1            a matrix product: x [B*H*W, C] @ kernel [C, F]
+      k*k*F <= C       narrow output (the coupling networks' last conv):
+                       `shifted_matmul_conv`, one matrix product to k*k*F
+                       channels and k*k shifted adds
+      otherwise        edge_bias_pad then one k x k convolution
+
+    The rule depends on shapes only, not on the device: every form does the
+    same multiply-adds as the convolution (the narrow form adds k*k shifted
+    copies of a k*k*F-channel tensor, no wider than x), and each is one large
+    matrix product on any device. The forms agree to float rounding (they
+    sum the same products in another order); bench/conv_shapes.py times them.
+    """
+    kernel_size = int(kernel.shape[0])
+    if kernel_size == 1:
+        return pointwise_conv(x, kernel)
+    if kernel_size * kernel_size * int(kernel.shape[-1]) <= int(x.shape[-1]):
+        return shifted_matmul_conv(x, kernel)
     return tf.nn.conv2d(edge_bias_pad(x, kernel_size), kernel, 1, "VALID")
+
+
+def pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """A 1x1 convolution as one matrix product:
+
+        y[b, i, j] = x[b, i, j] @ kernel[0, 0]       kernel [1, 1, C, F]
+    """
+    channels, filters = int(kernel.shape[-2]), int(kernel.shape[-1])
+    flat = tf.matmul(tf.reshape(x, [-1, channels]), tf.reshape(kernel, [channels, filters]))
+    return tf.reshape(flat, tf.concat([tf.shape(x)[:-1], [filters]], 0))
+
+
+def shifted_matmul_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """conv(edge_bias_pad(x), kernel, VALID) as a matrix product then shifted adds.
+
+    With x [B, H, W, C], kernel [k, k, C + 1, F] and p = (k - 1) / 2:
+
+        taps[b, i, j, (u, v, f)] = sum_c x[b, i, j, c] * kernel[u, v, c, f]
+        y[b, i, j, f] = sum_{u, v} pad_p(taps)[b, i + u, j + v, (u, v, f)]
+                        + border[i, j, f]
+        border = conv(border_indicator, kernel[:, :, C:, :], VALID)   [1, H, W, F]
+
+    i.e. the zero padding moves from x (C channels) to taps (k*k*F channels)
+    and the border-indicator channel, the same for every image, becomes a
+    constant per-pixel term. Cheaper than the convolution when k*k*F <= C.
+    """
+    kernel_size, channels, filters = int(kernel.shape[0]), int(x.shape[-1]), int(kernel.shape[-1])
+    pad = (kernel_size - 1) // 2
+    _, height, width, _ = x.shape
+    weights = tf.reshape(
+        tf.transpose(kernel[:, :, :channels, :], [2, 0, 1, 3]),
+        [channels, kernel_size * kernel_size * filters],
+    )
+    taps = pointwise_conv(x, weights[tf.newaxis, tf.newaxis])
+    taps = tf.pad(taps, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+    shifted = [
+        taps[:, u : u + height, v : v + width, tap * filters : (tap + 1) * filters]
+        for tap, (u, v) in enumerate(
+            (u, v) for u in range(kernel_size) for v in range(kernel_size)
+        )
+    ]
+    border = tf.nn.conv2d(
+        border_indicator(x.shape, kernel_size, x.dtype), kernel[:, :, channels:, :], 1, "VALID"
+    )
+    return tf.add_n(shifted) + border
 
 
 def _kernel_shape(input_shape, kernel_size, filters):
@@ -28,6 +102,12 @@ class ConvActNorm(keras.layers.Layer):
     """Edge-bias-padded convolution without bias, then ActNorm:
 
         y = actnorm(conv(edge_bias_pad(x), kernel))
+          = (conv(edge_bias_pad(x), kernel) + bias) * exp(log_scale)
+          = conv(edge_bias_pad(x), kernel * exp(log_scale)) + bias * exp(log_scale)
+
+    computed in the last form (a per-channel scale of the kernel, not of the
+    activations, and one bias add) except during data-dependent init, where
+    the ActNorm needs the convolution's output.
 
     `kernel` is [k, k, C_in + 1, filters] for k > 1 (the extra input channel
     is the border indicator) and [1, 1, C_in, filters] for k = 1; it starts
@@ -54,8 +134,19 @@ class ConvActNorm(keras.layers.Layer):
         self.norm.build(tuple(input_shape[:-1]) + (self.filters,))
 
     def call(self, inputs):
-        (kernel,) = in_precision_of(inputs, self.kernel)
-        return self.norm(_edge_conv(inputs, kernel, self.kernel_size))
+        if data_dependent_init_active():
+            (kernel,) = in_precision_of(inputs, self.kernel)
+            return self.norm(edge_bias_conv(inputs, kernel))
+        # ActNorm folded into the conv, its scale applied to the kernel (k*k*C*F
+        # products) instead of the output (B*H*W*F); equal up to float rounding.
+        # Folded in float32 (the stored weights), then cast to the input's precision.
+        scale = tf.exp(tf.convert_to_tensor(self.norm.log_scale))
+        kernel, bias = in_precision_of(
+            inputs,
+            tf.convert_to_tensor(self.kernel) * scale,
+            tf.convert_to_tensor(self.norm.bias) * scale,
+        )
+        return tf.nn.bias_add(edge_bias_conv(inputs, kernel), bias)
 
     def get_config(self):
         return {
@@ -97,7 +188,7 @@ class ZeroConv2D(StoredAsLogs, keras.layers.Layer):
 
     def call(self, inputs):
         kernel, bias, log_scale = in_precision_of(inputs, self.kernel, self.bias, self.log_scale)
-        return (_edge_conv(inputs, kernel, self.kernel_size) + bias) * tf.exp(log_scale)
+        return (edge_bias_conv(inputs, kernel) + bias) * tf.exp(log_scale)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size}

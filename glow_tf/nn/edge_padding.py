@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-__all__ = ["edge_bias_pad"]
+__all__ = ["edge_bias_pad", "border_indicator"]
 
 
 def edge_bias_pad(x: tf.Tensor, kernel_size: int = 3) -> tf.Tensor:
@@ -23,11 +23,21 @@ def edge_bias_pad(x: tf.Tensor, kernel_size: int = 3) -> tf.Tensor:
     if kernel_size == 1:
         return x
     pad = (kernel_size - 1) // 2
-    _, height, width, _ = x.shape
-    if height is None or width is None:
-        raise ValueError(f"edge_bias_pad needs a static H and W, got {x.shape}")
-    border = np.ones([1, height + 2 * pad, width + 2 * pad, 1], x.dtype.as_numpy_dtype)
-    border[:, pad:-pad, pad:-pad, :] = 0.0
-    border = tf.tile(tf.constant(border), [tf.shape(x)[0], 1, 1, 1])
+    border = border_indicator(x.shape, kernel_size, x.dtype)
+    border = tf.tile(border, [tf.shape(x)[0], 1, 1, 1])
     padded = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
     return tf.concat([padded, border], axis=-1)
+
+
+def border_indicator(shape, kernel_size: int, dtype) -> tf.Tensor:
+    """The channel `edge_bias_pad` appends, for one image of `shape` [B, H, W, C]:
+
+        [1, H + k - 1, W + k - 1, 1],  1 on the (k-1)/2 wide border, 0 inside
+    """
+    _, height, width, _ = shape
+    if height is None or width is None:
+        raise ValueError(f"edge_bias_pad needs a static H and W, got {shape}")
+    pad = (kernel_size - 1) // 2
+    border = np.ones([1, height + 2 * pad, width + 2 * pad, 1], tf.as_dtype(dtype).as_numpy_dtype)
+    border[:, pad:-pad, pad:-pad, :] = 0.0
+    return tf.constant(border)
