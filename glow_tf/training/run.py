@@ -144,10 +144,8 @@ def _build_model(config, training, warmup_steps, checkpoint, source):
         noise = uniform_noise(init["image"].shape, config.num_bits, seed=[training.seed, 1])
         labels = init["label"] if config.conditional else None
         bits = model.initialize(init["image"], labels, noise=noise)
-        print(
-            f"data-dependent init on {len(init['image'])} training images: {bits:.4f} bits/dim",
-            flush=True,
-        )
+        what = "data-dependent init on" if model.has_data_dependent_init else "initial model, on"
+        print(f"{what} {len(init['image'])} training images: {bits:.4f} bits/dim", flush=True)
         return model, 0
     model.load_weights(checkpoint.model_path)
     step = int(model.optimizer.iterations.numpy())
