@@ -1,7 +1,7 @@
-"""Export a glow_tf GlowModel for serving: TF Serving SavedModel and ONNX decoder/encoder.
+"""Export a glow_tf flow model for serving: TF Serving SavedModel and ONNX decoder/encoder.
 
-    GlowModel (.keras, glow_tf.saving.load_glow_model)
-      -> served.py:       ServedGlow: sample / decode / decode_levels / encode /
+    GlowModel, RealNVPModel, ... (.keras, glow_tf.saving.load_flow_model)
+      -> served.py:       ServedFlow: sample / decode / decode_levels / encode /
                           encode_with_noise (+ the ONNX decoder / encoder), traced once
                           with the 1x1 convs' inverses and log-dets as constants
       -> saved_model.py:  OUT/<name>/<version>/saved_model.pb + variables/   (TF only to load)
@@ -22,16 +22,18 @@ os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 quiet_tensorflow_for_commands()
 
 from export.exporter import FORMATS, export_model, parse_formats  # noqa: E402
-from export.served import DEFAULT_MAX_BATCH_SIZE, ServedGlow  # noqa: E402
+from export.served import DEFAULT_MAX_BATCH_SIZE, ServedFlow, ServedGlow  # noqa: E402
 from glow_tf.data.dequantize import bin_centre_noise  # noqa: E402
-from glow_tf.saving import load_glow_model  # noqa: E402
+from glow_tf.saving import load_flow_model, load_glow_model  # noqa: E402
 
 __all__ = [
     "DEFAULT_MAX_BATCH_SIZE",
     "FORMATS",
+    "ServedFlow",
     "ServedGlow",
     "bin_centre_noise",
     "export_model",
+    "load_flow_model",
     "load_glow_model",
     "parse_formats",
 ]

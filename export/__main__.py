@@ -1,13 +1,15 @@
-"""python -m export --model model.keras --out DIR: export a GlowModel for serving.
+"""python -m export --model model.keras --out DIR: export a flow model for serving.
 
-    python -m export --model model.keras --out exports [--name glow] [--version N]
+    python -m export --model model.keras --out exports [--name NAME] [--version N]
         [--formats saved_model,onnx] [--batch-size none|K] [--max-batch-size 256]
         [--opset 17] [--overwrite]
 
 writes exports/<name>/<version>/ (see export/README.md) and prints what it
-wrote. Exit status 0 on success, 2 for bad arguments or input (a missing or
-non-glow_tf model file, an existing version without --overwrite), with one
-line `python -m export: error: ...` on stderr.
+wrote. Any glow_tf family exports (GlowModel, RealNVPModel); the default
+name is the family's ("glow", "realnvp"). Exit status 0 on success, 2 for
+bad arguments or input (a missing or non-glow_tf model file, an existing
+version without --overwrite), with one line `python -m export: error: ...`
+on stderr.
 """
 
 from __future__ import annotations
@@ -48,12 +50,17 @@ def _positive_int(text: str) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m export",
-        description="Export a glow_tf GlowModel (.keras) as a TF Serving SavedModel and ONNX "
-        "decoder/encoder, in TF Serving's layout OUT/<name>/<version>/.",
+        description="Export a glow_tf flow model (GlowModel, RealNVPModel; .keras) as a TF "
+        "Serving SavedModel and ONNX decoder/encoder, in TF Serving's layout "
+        "OUT/<name>/<version>/.",
     )
-    parser.add_argument("--model", type=pathlib.Path, required=True, help="GlowModel .keras file")
+    parser.add_argument(
+        "--model", type=pathlib.Path, required=True, help="a glow_tf model's .keras file"
+    )
     parser.add_argument("--out", type=pathlib.Path, required=True, help="export root directory")
-    parser.add_argument("--name", default="glow", help="served model name (default: glow)")
+    parser.add_argument(
+        "--name", help="served model name (default: the model's family, glow or realnvp)"
+    )
     parser.add_argument(
         "--version", type=_positive_int, help="version number (default: highest existing + 1)"
     )
@@ -89,10 +96,10 @@ def main(argv: list[str] | None = None) -> int:
     from export.exporter import export_model, parse_formats
     from export.onnx import DEFAULT_OPSET
     from export.served import DEFAULT_MAX_BATCH_SIZE
-    from glow_tf.saving import load_glow_model
+    from glow_tf.saving import load_flow_model
 
     formats = parse_formats(args.formats)
-    model = load_glow_model(args.model)
+    model = load_flow_model(args.model)
     version_dir = export_model(
         model,
         args.out,

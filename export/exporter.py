@@ -1,11 +1,14 @@
-"""export_model: a GlowModel -> OUT/<name>/<version>/ with a SavedModel and ONNX graphs.
+"""export_model: a flow model -> OUT/<name>/<version>/ with a SavedModel and ONNX graphs.
+
+Any family of `glow_tf.models.families` (GlowModel, RealNVPModel) exports the
+same way; the family and its config are recorded in glow_export.json.
 
 Layout:
 
     OUT/<name>/<version>/
       saved_model.pb, variables/     TF Serving's SavedModel (format "saved_model")
       decoder.onnx, encoder.onnx     ONNX graphs (format "onnx")
-      glow_export.json               what was exported: config, signatures, versions
+      glow_export.json               what was exported: family, config, signatures, versions
 """
 
 from __future__ import annotations
@@ -28,9 +31,10 @@ from export.served import (
     MAX_ABS_LATENT,
     ONNX_GRAPHS,
     SIGNATURES,
-    ServedGlow,
+    ServedFlow,
 )
-from glow_tf import GlowModel
+from glow_tf import FlowModel
+from glow_tf.models.families import family_name
 
 __all__ = ["export_model", "parse_formats", "FORMATS"]
 
@@ -51,9 +55,9 @@ def parse_formats(formats: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def export_model(
-    model: GlowModel,
+    model: FlowModel,
     out: str | pathlib.Path,
-    name: str = "glow",
+    name: str | None = None,
     version: int | None = None,
     formats: str | Iterable[str] = FORMATS,
     batch_size: int | None = None,
@@ -65,9 +69,10 @@ def export_model(
     """Exports `model` for serving; returns the version directory written.
 
     Args:
-      model: an initialised `GlowModel`.
+      model: an initialised `FlowModel` (GlowModel, RealNVPModel, ...).
       out: the export root; the model goes to out/<name>/<version>/.
-      name: the served model's name (`/v1/models/<name>:predict`).
+      name: the served model's name (`/v1/models/<name>:predict`); default:
+        the model's family ("glow", "realnvp").
       version: a positive int, or None for 1 + the highest existing version.
       formats: "saved_model", "onnx", or both (a list or "saved_model,onnx").
       batch_size: None for a dynamic batch dimension, or a fixed size K.
@@ -84,7 +89,9 @@ def export_model(
     formats = parse_formats(formats)
     if "onnx" in formats:
         check_onnx_export(model.config, opset)
-    served = ServedGlow(model, max_batch_size=max_batch_size, batch_size=batch_size)
+    served = ServedFlow(model, max_batch_size=max_batch_size, batch_size=batch_size)
+    if name is None:
+        name = family_name(model)
     with staged_version_dir(pathlib.Path(out), name, version, overwrite) as (staging, version):
         files = []
         if "saved_model" in formats:
@@ -110,7 +117,9 @@ def _metadata(served, name, version, formats, files, opset, source) -> dict:
         "files": files,
         "source": source,
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "glow_config": served.config.to_dict(),
+        "family": family_name(served.model),
+        "model_config": served.config.to_dict(),
+        **({"glow_config": served.config.to_dict()} if family_name(served.model) == "glow" else {}),
         "batch_size": served.batch_size,
         "max_batch_size": served.max_batch_size,
         "max_abs_latent": MAX_ABS_LATENT,

@@ -6,7 +6,7 @@
                    ->  eps [N, D], eps_0 .. eps_{L-1}, bits_per_dim float32 [N]
                    (bin-centre dequantisation, as the SavedModel's `encode`)
 
-The graphs come from `ServedGlow.onnx_functions`, traced with the 1x1
+The graphs come from `ServedFlow.onnx_functions`, traced with the 1x1
 convolutions' inverses and log-determinants as constants, so they hold no
 MatrixInverse, MatrixTriangularSolve or log-determinant op; sampling is the
 client's job (it feeds standard-normal eps), so there is no random op either.
@@ -21,8 +21,8 @@ import pathlib
 import onnx
 import tensorflow as tf
 
-from export.served import ONNX_GRAPHS, ServedGlow
-from glow_tf import GlowConfig, precomputed_inverses
+from export.served import ONNX_GRAPHS, ServedFlow
+from glow_tf import precomputed_inverses
 
 __all__ = [
     "DEFAULT_OPSET",
@@ -76,8 +76,9 @@ def non_default_domain_ops(model: onnx.ModelProto) -> list[str]:
     return found
 
 
-def check_onnx_export(config: GlowConfig, opset: int) -> None:
-    """Raises ValueError unless a model of `config` exports to ONNX at `opset` (>= 17).
+def check_onnx_export(config, opset: int) -> None:
+    """Raises ValueError unless a model of `config` (any family's) exports to ONNX at
+    `opset` (>= 17).
 
     Every network dtype exports: the served graphs compute the coupling
     networks in float32 (half precision is for training passes only), so no
@@ -87,7 +88,7 @@ def check_onnx_export(config: GlowConfig, opset: int) -> None:
         raise ValueError(f"opset must be an int >= 17, got {opset!r}")
 
 
-def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
+def convert_to_onnx(served: ServedFlow, name: str, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
     """The ONNX model of `served.onnx_functions[name]` ("decoder" or "encoder").
 
     Raises:
@@ -120,7 +121,7 @@ def convert_to_onnx(served: ServedGlow, name: str, opset: int = DEFAULT_OPSET) -
 
 
 def write_onnx(
-    served: ServedGlow, directory: pathlib.Path, opset: int = DEFAULT_OPSET
+    served: ServedFlow, directory: pathlib.Path, opset: int = DEFAULT_OPSET
 ) -> dict[str, pathlib.Path]:
     """Writes decoder.onnx and encoder.onnx into `directory`; returns their paths."""
     directory = pathlib.Path(directory)
@@ -146,7 +147,7 @@ def _name_batch_axes(model: onnx.ModelProto) -> None:
             dims[0].dim_param = "batch"
 
 
-def _signature_line(served: ServedGlow, name: str) -> str:
+def _signature_line(served: ServedFlow, name: str) -> str:
     def spec(s):
         return f"{s.dtype.name}{['N' if d is None else d for d in s.shape.as_list()]}"
 

@@ -14,7 +14,7 @@ import pathlib
 
 import tensorflow as tf
 
-from export.served import ServedGlow
+from export.served import ServedFlow
 from glow_tf import precomputed_inverses
 
 __all__ = ["write_saved_model", "DEFAULT_SIGNATURE"]
@@ -22,7 +22,7 @@ __all__ = ["write_saved_model", "DEFAULT_SIGNATURE"]
 DEFAULT_SIGNATURE = "sample"
 
 
-def write_saved_model(served: ServedGlow, directory: pathlib.Path) -> None:
+def write_saved_model(served: ServedFlow, directory: pathlib.Path) -> None:
     """Saves `served`'s functions as a SavedModel in `directory` (which must be empty)."""
     root = tf.Module()
     root.glow_variables = served.variables()

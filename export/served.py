@@ -1,4 +1,8 @@
-"""A GlowModel's served functions: sample, decode and encode as traced, self-contained graphs.
+"""A flow model's served functions: sample, decode and encode as traced, self-contained graphs.
+
+Any `FlowModel` family (GlowModel, RealNVPModel, ...) is served the same way,
+through the model's own `encode` / `decode` in evaluation mode: RealNVP's
+batch norms use their moving averages (frozen into the export as variables).
 
 Every function takes one dict of named tensors and returns one, so the
 SavedModel signatures and the ONNX graphs have named inputs and outputs
@@ -16,7 +20,7 @@ eps_i = [N, h_i, w_i, c_i], the top level last, see `FlowModel.latent_shapes`):
 
 Conventions:
   - `sample` draws eps ~ N(0, I) with `tf.random.stateless_normal(seed=[0, seed],
-    alg="philox")`, exactly `GlowModel.sample(n, temperature, seed=seed)` on
+    alg="philox")`, exactly `FlowModel.sample(n, temperature, seed=seed)` on
     CPU; the returned eps is that draw, so `decode(eps, temperature)` gives
     the same images. The latents are multiplied by the temperature before the
     inverse flow (OpenAI's eps_std); temperature 0 decodes the zero latents.
@@ -28,7 +32,7 @@ Conventions:
     point estimate of OpenAI's stochastic `bits_x`), and decoding its eps
     gives the image back. `encode_with_noise`
     takes the noise u in [0, 1/n_bins) instead (OpenAI's uniform
-    dequantisation, or reproducing a `GlowModel.encode(x, noise=u)`).
+    dequantisation, or reproducing a `FlowModel.encode(x, noise=u)`).
 
 Validation: every bad request fails with InvalidArgument, never silently, and
 no request gets NaN, Inf or images quantised from non-finite values. One set
@@ -44,7 +48,7 @@ of checks, graph ops traced into every function and run on every request:
                  broadcast
     values       eps finite, |temperature * eps| <= MAX_ABS_LATENT, noise in
                  [0, 1/n_bins); temperature finite and >= 0 and labels in
-                 [0, num_classes), checked by `GlowModel` itself
+                 [0, num_classes), checked by `FlowModel` itself
                  (`glow_tf.prior.check_temperature`, `glow_tf.data.check_labels`,
                  `glow_tf.data.check_noise`)
     outputs      every float output finite (`continuous` before it is quantised
@@ -60,7 +64,7 @@ ONNX client's job.
 Each function is traced once, on first use, inside `precomputed_inverses()`:
 the 1x1 convolutions' W^-1 and log|det W| enter the graphs as constants (no
 MatrixInverse / LogMatrixDeterminant), while the other weights stay
-variables. A `ServedGlow` is a snapshot: build a new one after the weights
+variables. A `ServedFlow` is a snapshot: build a new one after the weights
 change.
 """
 
@@ -70,11 +74,12 @@ from collections.abc import Sequence
 
 import tensorflow as tf
 
-from glow_tf import GlowModel, postprocess, precomputed_inverses
+from glow_tf import FlowModel, postprocess, precomputed_inverses
 from glow_tf.data.dequantize import bin_centre_noise
 from glow_tf.prior import check_temperature
 
 __all__ = [
+    "ServedFlow",
     "ServedGlow",
     "DEFAULT_MAX_BATCH_SIZE",
     "MAX_ABS_LATENT",
@@ -91,8 +96,8 @@ ONNX_GRAPHS = ("decoder", "encoder")
 _ONNX_SOURCES = {"decoder": "decode", "encoder": "encode"}
 
 
-class ServedGlow:
-    """The served functions of a `GlowModel`, traced with fixed input signatures.
+class ServedFlow:
+    """The served functions of a `FlowModel` (any family), traced with fixed input signatures.
 
     Attributes:
       functions: the SavedModel signatures' `tf.function`s, by name
@@ -104,7 +109,7 @@ class ServedGlow:
     Functions are traced on first use, inside `precomputed_inverses()`.
 
     Args:
-      model: an initialised `GlowModel`.
+      model: an initialised `FlowModel` (GlowModel, RealNVPModel, ...).
       max_batch_size: the largest batch N a request may have (`num_samples`
         of `sample`, the first dimension of every other input).
       batch_size: None for a dynamic batch dimension, or a fixed batch size.
@@ -112,12 +117,15 @@ class ServedGlow:
 
     def __init__(
         self,
-        model: GlowModel,
+        model: FlowModel,
         max_batch_size: int = DEFAULT_MAX_BATCH_SIZE,
         batch_size: int | None = None,
     ):
-        if not isinstance(model, GlowModel):
-            raise TypeError(f"expected a glow_tf GlowModel, got {type(model).__name__}")
+        if not isinstance(model, FlowModel):
+            from glow_tf.models.families import FAMILIES
+
+            kinds = " or ".join(cls.__name__ for cls in FAMILIES.values())
+            raise TypeError(f"expected a glow_tf {kinds} (a FlowModel), got {type(model).__name__}")
         if not model.is_initialized:
             raise ValueError(
                 "the model's ActNorm layers are not initialised: call model.initialize(batch) "
@@ -259,7 +267,7 @@ class ServedGlow:
         return self._decoded(latents, inputs["temperature"], inputs.get("labels"))
 
     def _decode_levels(self, inputs):
-        levels = [f"eps_{i}" for i in range(self.config.num_levels)]
+        levels = [f"eps_{i}" for i in range(len(self.model.latent_shapes))]
         inputs = self._checked(inputs, "decode_levels", [*levels, "labels"])
         latents = {name: inputs[name] for name in levels}
         return self._decoded(latents, inputs["temperature"], inputs.get("labels"))
@@ -301,6 +309,9 @@ class ServedGlow:
                 "outputs": {k: _spec_dict(s) for k, s in concrete.structured_outputs.items()},
             }
         return description
+
+
+ServedGlow = ServedFlow  # its name when only Glow was exported
 
 
 def _spec_dict(spec) -> dict:

@@ -240,12 +240,17 @@ def verify_export(
     """All checks of the export in `version_dir` against `model` (see the module doc)."""
     from export.layout import METADATA_FILE
 
+    from glow_tf.models.families import family_name
+
     metadata = json.loads((pathlib.Path(version_dir) / METADATA_FILE).read_text())
     config = model.config
-    if metadata["glow_config"] != config.to_dict():
+    family = metadata.get("family", "glow")  # exports made before RealNVP: Glow
+    exported_config = metadata.get("model_config", metadata.get("glow_config"))
+    if family != family_name(model) or exported_config != config.to_dict():
         raise ValueError(
             f"the export in {version_dir} was made from another configuration than the model's:\n"
-            f"  export: {metadata['glow_config']}\n  model:  {config.to_dict()}"
+            f"  export: {family} {exported_config}\n  model:  {family_name(model)} "
+            f"{config.to_dict()}"
         )
     if metadata["batch_size"] is not None:
         batch = metadata["batch_size"]
@@ -268,7 +273,9 @@ def main(argv: list[str] | None = None) -> int:
         "with its Keras model; exit 0 only if every difference is within tolerance.",
     )
     parser.add_argument("dir", type=pathlib.Path, help="export root, model dir or version dir")
-    parser.add_argument("--model", type=pathlib.Path, required=True, help="the .keras file")
+    parser.add_argument(
+        "--model", type=pathlib.Path, required=True, help="the .keras file (any glow_tf family)"
+    )
     parser.add_argument("--name", help="model name under DIR (if it holds several)")
     parser.add_argument("--version", type=int, help="version to check (default: highest)")
     parser.add_argument("--batch", type=int, default=16, help="images in the test batch")
@@ -279,10 +286,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--batch must be >= 1 and --temperature >= 0")
 
     from export.layout import find_version_dir
-    from glow_tf.saving import load_glow_model
+    from glow_tf.saving import load_flow_model
 
     version_dir = find_version_dir(args.dir, args.name, args.version)
-    model = load_glow_model(args.model)
+    model = load_flow_model(args.model)
     print(f"export {version_dir}\nmodel  {args.model}  ({model.config.to_dict()})")
     checks = verify_export(version_dir, model, args.batch, args.temperature, args.seed)
     print(f"{'check':<46} {'measured':>12}   {'limit':<14} result")

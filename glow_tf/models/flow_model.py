@@ -17,7 +17,7 @@ from glow_tf import compat
 from glow_tf.data.dequantize import draws_seeded_noise
 from glow_tf.data.dequantizers import make_dequantizer
 from glow_tf.data.preprocess import check_images, check_labels, postprocess, quantize
-from glow_tf.flow.act_norm import data_dependent_init, data_dependent_init_active
+from glow_tf.flow.act_norm import ActNormLayer, data_dependent_init, data_dependent_init_active
 from glow_tf.flow.intermediates import forward_member, recording_active
 from glow_tf.flow.level import LevelLayer
 from glow_tf.flow.multiscale import (
@@ -26,6 +26,7 @@ from glow_tf.flow.multiscale import (
     latent_shapes,
     unflatten_latents,
 )
+from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.objectives import bits_per_dim, standard_normal_log_prob
 from glow_tf.prior import check_temperature
 
@@ -256,6 +257,13 @@ class FlowModel(keras.Model):
         Eager calls of encode / decode / sample then run one graph (no Python
         per op); calls inside someone else's tf.function (fit, export) trace
         inline, and data-dependent init and recorded passes stay eager.
+
+        Numerics depend on the call history by float32 rounding: the first
+        call traces with its static batch size; once calls with other batch
+        sizes make TensorFlow retrace with an unknown batch dimension, that
+        graph's reductions can round differently (measured on RealNVP:
+        bits/dim up to ~2e-7 relative apart). Two models with the same weights
+        and the same call history give identical results, in any process.
         """
         if not tf.executing_eagerly() or data_dependent_init_active() or recording_active():
             return method
@@ -265,6 +273,17 @@ class FlowModel(keras.Model):
         return cache[method.__name__]
 
     # ---------------------------------------------------------- public API
+
+    @property
+    def has_data_dependent_init(self) -> bool:
+        """Whether `initialize` sets weights from data: the model holds
+        ActNorms (Glow's flow and networks, a variational dequantiser's).
+        Otherwise (RealNVP with uniform dequantisation) `initialize` only
+        measures the bits/dim of the initial weights and marks the model
+        initialised."""
+        return any(
+            isinstance(layer, (ActNormLayer, ActNormalization)) for layer in self._flatten_layers()
+        )
 
     @property
     def is_initialized(self) -> bool:

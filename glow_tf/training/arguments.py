@@ -255,7 +255,12 @@ def configs_from_args(args: argparse.Namespace) -> RunArguments:
     if foreign:
         flags = ", ".join("--" + name.replace("_", "-") for name in foreign)
         raise ValueError(f"{flags} do(es) not apply to a {config_class.__name__} model")
-    if args.mixed_precision is not None and config_class is GlowConfig:
+    if args.mixed_precision is not None and config_class is not GlowConfig:
+        raise ValueError(
+            f"--mixed-precision does not apply to a {config_class.__name__} model (its networks "
+            "compute in float32)"
+        )
+    if args.mixed_precision is not None:
         dtype = MIXED_PRECISION_ALIASES[args.mixed_precision]
         if model_changes.get("network_dtype", dtype) != dtype:
             raise ValueError(

@@ -171,10 +171,8 @@ def _build_model(config, training, warmup_steps, candidates, source, chief=True)
         noise = uniform_noise(init["image"].shape, config.num_bits, seed=[training.seed, 1])
         labels = init["label"] if config.conditional else None
         bits = model.initialize(init["image"], labels, noise=noise)
-        print(
-            f"data-dependent init on {len(init['image'])} training images: {bits:.4f} bits/dim",
-            flush=True,
-        )
+        what = "data-dependent init on" if model.has_data_dependent_init else "initial model, on"
+        print(f"{what} {len(init['image'])} training images: {bits:.4f} bits/dim", flush=True)
         return model, None
 
     def load(checkpoint):
@@ -182,7 +180,8 @@ def _build_model(config, training, warmup_steps, candidates, source, chief=True)
         step = int(model.optimizer.iterations.numpy())
         if step != checkpoint.step:
             raise ValueError(
-                f"the optimizer state did not load (step {step}, expected {checkpoint.step})"
+                f"the optimizer state of {checkpoint.directory!r} did not load (step "
+                f"{step}, expected {checkpoint.step})"
             )
 
     checkpoint = load_resume_checkpoint(candidates, load, set_aside_damaged=chief)

@@ -122,6 +122,28 @@ def test_contradicting_precisions_are_refused():
 @pytest.mark.parametrize(
     "flags, message",
     [
+        (["--mixed-precision", "bf16"], "--mixed-precision does not apply to a RealNVPConfig"),
+        (["--mixed-precision", "none"], "--mixed-precision does not apply to a RealNVPConfig"),
+        (["--network-dtype", "float16"], "--network-dtype do.es. not apply to a RealNVPConfig"),
+        (["--num-steps", "4"], "--num-steps do.es. not apply to a RealNVPConfig"),
+    ],
+)
+def test_glow_only_flags_are_refused_for_realnvp(flags, message):
+    with pytest.raises(ValueError, match=message):
+        _configs("--model", "realnvp", *flags)
+    with pytest.raises(ValueError, match=message):
+        _configs("--preset", "realnvp_digits", *flags)
+
+
+def test_realnvp_flags_set_their_fields():
+    run = _configs("--model", "realnvp", "--num-blocks", "3", "--hidden-channels", "8")
+    assert run.model_changes == {"num_blocks": 3, "hidden_channels": 8}
+    assert run.model_config == PRESETS["realnvp_digits"].model
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
         (["--epochs", "0"], "epochs must be a positive int"),
         (["--lr", "-1"], "lr must be a positive number"),
         (["--ema-decay", "1.5"], "ema_decay must lie in"),
