@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from glow_tf.flow.base import GlowBijector
 from glow_tf.flow.coupling import COUPLING_BIJECTORS, CouplingLayer
-from glow_tf.nn.coupling_network import CouplingNetwork
 
 __all__ = ["ConditionalCouplingLayer"]
 
@@ -37,19 +36,8 @@ class ConditionalCouplingLayer(CouplingLayer):
             raise ValueError(f"context_channels must be a positive int, got {context_channels!r}")
         self.context_channels = context_channels
 
-    def build(self, input_shape):
-        channels = input_shape[-1]
-        if channels is None or channels % 2:
-            raise ValueError(f"a coupling needs an even channel count, got {channels}")
-        half = channels // 2
-        self.network = CouplingNetwork(
-            self.hidden_channels,
-            2 * half if self.coupling == "affine" else half,
-            seed=self.seed,
-            dtype=self.network_dtype or self.dtype_policy,
-            name="network",
-        )
-        self.network.build(tuple(input_shape[:-1]) + (half + self.context_channels,))
+    def network_input_channels(self, half: int) -> int:
+        return half + self.context_channels
 
     def bijector(self, training: bool = False, context=None) -> GlowBijector:
         if context is None:

@@ -162,7 +162,11 @@ class CouplingLayer(FlowLayer):
             dtype=self.network_dtype or self.dtype_policy,
             name="network",
         )
-        self.network.build(tuple(input_shape[:-1]) + (half,))
+        self.network.build(tuple(input_shape[:-1]) + (self.network_input_channels(half),))
+
+    def network_input_channels(self, half: int) -> int:
+        """Channels the network sees: the kept half (subclasses may add context)."""
+        return half
 
     def bijector(self, training: bool = False) -> GlowBijector:
         return COUPLING_BIJECTORS[self.coupling](functools.partial(self.network, training=training))
