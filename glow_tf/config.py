@@ -17,6 +17,8 @@ Names used here, next to the paper's symbols and the flags of OpenAI's
 | num_classes         |       | n_y with ycond        | > 0: class-conditional top prior          |
 | weight_y            |       | weight_y              | weight of the classifier loss on z_top    |
 | network_dtype       |       |                       | coupling networks' dtype in training      |
+| loop_steps          |       |                       | a level's K steps as one loop (tracing)   |
+| recompute_gradients |       | (gradient checkpoint.)| backward pass rebuilds inputs (memory)    |
 """
 
 from __future__ import annotations
@@ -111,6 +113,14 @@ class GlowConfig(FrozenConfig):
         that the inverse is exact (`glow_tf.nn.CouplingNetwork`).
         The one name of the precision choice; `network_policy` is its Keras
         dtype policy.
+      loop_steps: run each level's K steps as one `tf.while_loop` over their
+        stacked weights (`glow_tf.flow.StepLoop`): the traced graph holds
+        one step per level, so the time to the first training step does not
+        grow with K. Same arithmetic as the unrolled steps; False unrolls.
+      recompute_gradients: the memory-saving backward pass (needs
+        `loop_steps`): no step's activations are stored; each step's input
+        is rebuilt from its output by the inverse and the step re-run, so
+        peak memory holds one step's activations per level instead of K.
       seed: seed of the random initial weights (1x1 convs, shuffles, convs).
     """
 
@@ -126,6 +136,8 @@ class GlowConfig(FrozenConfig):
     num_classes: int = 0
     weight_y: float = 0.0
     network_dtype: str = "float32"
+    loop_steps: bool = True
+    recompute_gradients: bool = False
     seed: int = 0
 
     def __post_init__(self):
@@ -178,6 +190,11 @@ class GlowConfig(FrozenConfig):
             raise ValueError(
                 f"unknown network_dtype {self.network_dtype!r}; expected one of {NETWORK_DTYPES}"
             )
+        for name in ("loop_steps", "recompute_gradients"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be True or False, got {getattr(self, name)!r}")
+        if self.recompute_gradients and not self.loop_steps:
+            raise ValueError("recompute_gradients=True needs loop_steps=True")
 
     def _check_limits(self):
         height, width, channels = self.image_shape

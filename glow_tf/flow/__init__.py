@@ -41,6 +41,7 @@ from glow_tf.flow.squeeze import (
 )
 from glow_tf.flow.standardize import Standardize
 from glow_tf.flow.step import FlowStepLayer
+from glow_tf.flow.step_loop import StepLoop
 
 __all__ = [
     "unsqueeze2d_diagonal_first",
@@ -67,6 +68,7 @@ __all__ = [
     "FlowLayer",
     "FlowSequence",
     "FlowStepLayer",
+    "StepLoop",
     "GlowBijector",
     "InvertibleConv1x1",
     "LayerCall",

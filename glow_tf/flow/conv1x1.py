@@ -15,6 +15,7 @@ __all__ = [
     "Conv1x1Layer",
     "Conv1x1LULayer",
     "precomputed_inverses",
+    "precomputed_inverses_active",
     "random_rotation",
 ]
 
@@ -32,6 +33,11 @@ def precomputed_inverses():
     trace again after the weights change.
     """
     return _PRECOMPUTED_INVERSES.enabled()
+
+
+def precomputed_inverses_active() -> bool:
+    """Whether `precomputed_inverses()` is in force."""
+    return _PRECOMPUTED_INVERSES.active
 
 
 def _precomputed_if_active(build: Callable[[], InvertibleConv1x1]) -> InvertibleConv1x1:

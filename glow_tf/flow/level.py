@@ -7,7 +7,11 @@ from collections.abc import Sequence
 import tensorflow as tf
 
 from glow_tf.flow.base import FlowLayer, GlowBijector, member_bijector
+from glow_tf.flow.conv1x1 import precomputed_inverses_active
+from glow_tf.flow.intermediates import recording_active
 from glow_tf.flow.sequence import FlowSequence
+from glow_tf.flow.step_loop import StepLoop, stack_step_weights, stackable_steps
+from glow_tf.nn.init_mode import data_dependent_init_active
 
 __all__ = ["Level", "LevelLayer", "factor_shapes"]
 
@@ -86,6 +90,14 @@ class LevelLayer(FlowLayer):
 
     A flow family builds its levels from its own config (see
     `glow_tf.models.glow.glow_level`); this layer only composes them.
+
+    With `loop_steps`, steps of one structure run as one `StepLoop` (a
+    `tf.while_loop` over their stacked weights: the traced graph holds one
+    step per level, whatever K is) wherever that computes the same thing:
+    not during data-dependent init, `recording_intermediates()` (which names
+    each step) or `precomputed_inverses()` (export), where they are unrolled.
+    `recompute_gradients` (needs `loop_steps`) makes the loop's backward pass
+    rebuild each step's input from its output instead of storing activations.
     """
 
     def __init__(
@@ -94,13 +106,19 @@ class LevelLayer(FlowLayer):
         squeeze: FlowLayer | None = None,
         split: FlowLayer | None = None,
         factor_out: float = 0.0,
+        loop_steps: bool = False,
+        recompute_gradients: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
+        if recompute_gradients and not loop_steps:
+            raise ValueError("recompute_gradients needs loop_steps")
         self.squeeze = squeeze
         self.steps = list(steps)
         self.split = split
         self.factor_out = factor_out
+        self.loop_steps = bool(loop_steps)
+        self.recompute_gradients = bool(recompute_gradients)
 
     @property
     def members(self) -> list[FlowLayer]:
@@ -124,15 +142,39 @@ class LevelLayer(FlowLayer):
         output_shape = self.compute_output_shape((None, *input_shape))
         return factor_shapes(output_shape[1:], self.factor_out)
 
+    def runs_steps_as_loop(self, training: bool = False) -> bool:
+        """Whether `bijector(training)` runs the steps as one `StepLoop` now."""
+        return (
+            self.loop_steps
+            and not data_dependent_init_active()
+            and not recording_active()
+            and not precomputed_inverses_active()
+            and not any(step.call_has_side_effects(training) for step in self.steps)
+            and stackable_steps(self.steps)
+        )
+
     def bijector(self, training: bool = False) -> Level:
         def member(layer):
             return None if layer is None else member_bijector(layer, training)
 
+        if self.runs_steps_as_loop(training):
+            steps = [
+                StepLoop(
+                    self.steps[0],
+                    stack_step_weights(self.steps),
+                    training=training,
+                    recompute_gradients=self.recompute_gradients,
+                )
+            ]
+            step_names = ["steps"]
+        else:
+            steps = [member(step) for step in self.steps]
+            step_names = [step.name for step in self.steps]
         return Level(
-            [member(step) for step in self.steps],
+            steps,
             squeeze=member(self.squeeze),
             split=member(self.split),
             factor_out=self.factor_out,
-            step_names=[step.name for step in self.steps],
+            step_names=step_names,
             name=self.name,
         )

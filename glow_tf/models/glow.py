@@ -43,6 +43,8 @@ def glow_level(config: GlowConfig, index: int, seed: int | None, dtype=None) -> 
         squeeze=SqueezeLayer(dtype=dtype, name="squeeze"),
         split=None if top else SplitLayer(dtype=dtype, name="split"),
         factor_out=0.0 if top else 0.5,
+        loop_steps=config.loop_steps,
+        recompute_gradients=config.recompute_gradients,
         dtype=dtype,
         name=f"level_{index}",
     )
