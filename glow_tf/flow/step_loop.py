@@ -93,6 +93,7 @@ class StepLoop(GlowBijector):
         self.num_steps = int(self.stacked_weights[0].shape[0])
         self.training = bool(training)
         self.recompute_gradients = bool(recompute_gradients)
+        self.parallel_iterations = 10
         super().__init__(validate_args=validate_args, parameters=parameters, name=name)
 
     def _step(self, weights, x, inverse: bool):
@@ -131,7 +132,7 @@ class StepLoop(GlowBijector):
             lambda k, *_: k < steps,
             body,
             (tf.constant(0), x, total),
-            parallel_iterations=1,
+            parallel_iterations=self.parallel_iterations,
             maximum_iterations=steps,
         )
         return x, total
@@ -200,7 +201,7 @@ class StepLoop(GlowBijector):
             lambda k, *_: k < steps,
             body,
             (tf.constant(0), y, d_y, arrays),
-            parallel_iterations=1,
+            parallel_iterations=self.parallel_iterations,
             maximum_iterations=steps,
         )
         return (d_x, *[a.stack() for a in arrays])
