@@ -114,6 +114,18 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
     )
     model.add_argument("--weight-y", type=float, help="weight of the classifier loss (conditional)")
     model.add_argument("--seed", type=int, help="seed of the initial weights and the data order")
+    model.add_argument(
+        "--loop-steps",
+        type=_on_off,
+        metavar="BOOL",
+        help="run each level's steps as one loop (fast first step; default on)",
+    )
+    model.add_argument(
+        "--recompute-gradients",
+        type=_on_off,
+        metavar="BOOL",
+        help="memory-saving backward pass: rebuild each step's input by its inverse",
+    )
     model.add_argument("--num-blocks", type=int, help="RealNVP: residual blocks per network")
     model.add_argument("--batch-norm", type=_on_off, metavar="BOOL", help="RealNVP: batch norms")
     model.add_argument("--skip", type=_on_off, metavar="BOOL", help="RealNVP: skip connections")

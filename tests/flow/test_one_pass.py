@@ -5,6 +5,7 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
+from glow_tf import GlowModel
 from glow_tf.flow import AffineCoupling
 from glow_tf.nn import CouplingNetwork
 
@@ -46,7 +47,16 @@ def test_transformed_distribution_log_prob_runs_the_network_once():
     assert log_prob.shape == [3]
 
 
-def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch):
+@pytest.mark.parametrize("loop_steps", [False, True])
+def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch, loop_steps):
+    """Each coupling network is traced once per pass: unrolled, once per
+    step; as a loop (`StepLoop`), once per level, the one body running the
+    level's K steps."""
+    model = tiny_model
+    if not loop_steps:
+        model = GlowModel(tiny_model.config.replace(loop_steps=False))
+        model.build()
+        model.set_weights(tiny_model.get_weights())
     calls = []
     original = CouplingNetwork.call
 
@@ -55,8 +65,9 @@ def test_model_objective_runs_each_coupling_network_once(tiny_model, monkeypatch
         return original(self, inputs, training=training)
 
     monkeypatch.setattr(CouplingNetwork, "call", counting)
-    images = np.zeros((2, *tiny_model.config.image_shape), np.uint8)
-    tf.function(tiny_model.bits_per_dim)(images)  # a fresh trace sees every call
-    config = tiny_model.config
-    assert len(calls) == config.num_levels * config.num_steps
+    images = np.zeros((2, *model.config.image_shape), np.uint8)
+    tf.function(model.bits_per_dim)(images)  # a fresh trace sees every call
+    config = model.config
+    traced = config.num_levels if loop_steps else config.num_levels * config.num_steps
+    assert len(calls) == traced
     assert len(set(calls)) == len(calls)
