@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from glow_tf.nn.act_norm import ActNormalization
-from glow_tf.nn.edge_padding import border_indicator, edge_bias_pad
+from glow_tf.nn.edge_padding import border_indicator
 from glow_tf.nn.init_mode import data_dependent_init_active
 from glow_tf.nn.log_scale import StoredAsLogs
 from glow_tf.nn.precision import in_precision_of
@@ -18,6 +18,8 @@ __all__ = [
     "edge_bias_conv",
     "pointwise_conv",
     "shifted_matmul_conv",
+    "split_edge_bias_conv",
+    "edge_bias_term",
 ]
 
 
@@ -30,20 +32,54 @@ def edge_bias_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
       k*k*F <= C       narrow output (the coupling networks' last conv):
                        `shifted_matmul_conv`, one matrix product to k*k*F
                        channels and k*k shifted adds
-      otherwise        edge_bias_pad then one k x k convolution
+      otherwise        `split_edge_bias_conv`: a SAME k x k convolution of x
+                       with the kernel's first C input channels, plus the
+                       border channel's constant [H, W, F] term
 
-    The rule depends on shapes only, not on the device: every form does the
-    same multiply-adds as the convolution (the narrow form adds k*k shifted
-    copies of a k*k*F-channel tensor, no wider than x), and each is one large
-    matrix product on any device. The forms agree to float rounding (they
-    sum the same products in another order); bench/conv_shapes.py times them.
+    No form copies x into a padded, concatenated tensor: the convolution is
+    linear, so the border-indicator channel's contribution is computed from
+    the kernel alone (`edge_bias_term`). The rule depends on shapes only, not
+    on the device: every form does the same multiply-adds as the convolution
+    (the narrow form adds k*k shifted copies of a k*k*F-channel tensor, no
+    wider than x), and each is one large matrix product on any device. The
+    forms agree to float rounding (they sum the same products in another
+    order); bench/conv_shapes.py times them.
     """
     kernel_size = int(kernel.shape[0])
     if kernel_size == 1:
         return pointwise_conv(x, kernel)
     if kernel_size * kernel_size * int(kernel.shape[-1]) <= int(x.shape[-1]):
         return shifted_matmul_conv(x, kernel)
-    return tf.nn.conv2d(edge_bias_pad(x, kernel_size), kernel, 1, "VALID")
+    return split_edge_bias_conv(x, kernel)
+
+
+def edge_bias_term(shape, kernel: tf.Tensor) -> tf.Tensor:
+    """The border-indicator channel's part of conv(edge_bias_pad(x), kernel, VALID),
+    for inputs of `shape` [B, H, W, C] (static H, W) and kernel [k, k, C + 1, F]:
+
+        conv(border_indicator, kernel[:, :, C:, :], VALID)     [1, H, W, F]
+
+    the same for every image (it does not depend on x); non-zero only
+    within (k - 1) / 2 pixels of the border.
+    """
+    kernel_size, channels = int(kernel.shape[0]), int(shape[-1])
+    border = border_indicator(shape, kernel_size, kernel.dtype)
+    return tf.nn.conv2d(border, kernel[:, :, channels:, :], 1, "VALID")
+
+
+def split_edge_bias_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """conv(edge_bias_pad(x), kernel, VALID) without building the padded,
+    concatenated input. A convolution is linear in its input channels, so
+    with x [B, H, W, C] and kernel [k, k, C + 1, F]:
+
+        conv(concat(pad(x), border), kernel, VALID)
+          = conv(x, kernel[:, :, :C, :], SAME)             (zero padding)
+          + conv(border, kernel[:, :, C:, :], VALID)       `edge_bias_term`, [1, H, W, F]
+    """
+    channels = int(x.shape[-1])
+    return tf.nn.conv2d(x, kernel[:, :, :channels, :], 1, "SAME") + edge_bias_term(
+        x.shape, kernel
+    )
 
 
 def pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -85,10 +121,7 @@ def shifted_matmul_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
             (u, v) for u in range(kernel_size) for v in range(kernel_size)
         )
     ]
-    border = tf.nn.conv2d(
-        border_indicator(x.shape, kernel_size, x.dtype), kernel[:, :, channels:, :], 1, "VALID"
-    )
-    return tf.add_n(shifted) + border
+    return tf.add_n(shifted) + edge_bias_term(x.shape, kernel)
 
 
 def _kernel_shape(input_shape, kernel_size, filters):
