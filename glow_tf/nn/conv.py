@@ -107,21 +107,52 @@ def shifted_matmul_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     constant per-pixel term. Cheaper than the convolution when k*k*F <= C.
     """
     kernel_size, channels, filters = int(kernel.shape[0]), int(x.shape[-1]), int(kernel.shape[-1])
-    pad = (kernel_size - 1) // 2
-    _, height, width, _ = x.shape
     weights = tf.reshape(
         tf.transpose(kernel[:, :, :channels, :], [2, 0, 1, 3]),
         [channels, kernel_size * kernel_size * filters],
     )
     taps = pointwise_conv(x, weights[tf.newaxis, tf.newaxis])
-    taps = tf.pad(taps, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    shifted = [
-        taps[:, u : u + height, v : v + width, tap * filters : (tap + 1) * filters]
-        for tap, (u, v) in enumerate(
-            (u, v) for u in range(kernel_size) for v in range(kernel_size)
-        )
-    ]
-    return tf.add_n(shifted) + edge_bias_term(x.shape, kernel)
+    return _shifted_add(taps, kernel_size) + edge_bias_term(x.shape, kernel)
+
+
+def _shifted_add(taps: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """The k*k shifted adds of `shifted_matmul_conv`, with a gradient of its own.
+
+    With taps [B, H, W, k*k*F] and p = (k - 1) / 2:
+
+        y[b, i, j, f] = sum_{u, v} pad_p(taps)[b, i + u, j + v, (u, v, f)]
+        d_taps[b, i, j, (u, v, f)] = pad_p(dy)[b, i + 2p - u, j + 2p - v, f]
+
+    The backward is one pad of dy, k*k slices and one concat; autodiff of the
+    slices would write a zero-filled [B, H + 2p, W + 2p, k*k*F] tensor per
+    tap and sum them (the costliest op of a training step). The backward is
+    itself made of differentiable ops, so higher derivatives work too.
+    """
+    _, height, width, tap_channels = taps.shape
+    pad = (kernel_size - 1) // 2
+    filters = int(tap_channels) // (kernel_size * kernel_size)
+    offsets = [(u, v) for u in range(kernel_size) for v in range(kernel_size)]
+    padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+
+    @tf.custom_gradient
+    def shifted_add(taps):
+        padded = tf.pad(taps, padding)
+        shifted = [
+            padded[:, u : u + height, v : v + width, tap * filters : (tap + 1) * filters]
+            for tap, (u, v) in enumerate(offsets)
+        ]
+
+        def gradient(dy):
+            padded_dy = tf.pad(dy, padding)
+            windows = [
+                padded_dy[:, 2 * pad - u : 2 * pad - u + height, 2 * pad - v : 2 * pad - v + width]
+                for u, v in offsets
+            ]
+            return tf.concat(windows, axis=-1)
+
+        return tf.add_n(shifted), gradient
+
+    return shifted_add(taps)
 
 
 def _kernel_shape(input_shape, kernel_size, filters):
