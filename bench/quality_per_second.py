@@ -12,8 +12,10 @@ checkpoints of training time (evaluation time excluded from the clock).
         [--steps 16] [--omp-passive] [--threads N]
 
 prints the machine, versions and thread settings, then one row per
-checkpoint: the training seconds actually elapsed at that evaluation, the
-updates done and the held-out bits/dim of each implementation, and the final
+evaluation: the training seconds actually elapsed at it (the first update
+after each multiple of --every; a first step that takes longer than --every
+gives one evaluation after it), the updates done and the held-out bits/dim
+of each implementation, and the final
 ratio PyTorch bpd / glow_tf bpd (> 1: glow_tf is better after the same time;
 lower bits/dim is better). Default run: about 2 x (120 s + evaluation + start-up),
 5-6 minutes.
@@ -220,13 +222,13 @@ def driver(args):
     for name, result in results.items():
         print(f"{name:8s} {result['versions']}; {result['threads']}")
     print()
-    header = f"{'checkpoint':>10s}"
+    header = f"{'evaluation':>10s}"
     for name in results:
         header += f"  {name + ' (s, updates, bpd)':>30s}"
     print(header)
     rows = max(len(r["curve"]) for r in results.values())
     for row in range(rows):
-        line = f"{(row + 1) * args.every:9.0f}s"
+        line = f"{row + 1:10d}"
         for result in results.values():
             curve = result["curve"]
             if row < len(curve):
