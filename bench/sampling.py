@@ -321,7 +321,7 @@ def compare_with_pytorch(args) -> int:
         print(f"{name:12s} {versions}; {threads}")
     print()
     median = {
-        name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key.endswith("s")}
+        name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key.endswith("_s")}
         for name, runs in results.items()
     }
     print(
