@@ -1,4 +1,4 @@
-"""Compute efficiency of a glow_tf training step: achieved FLOP/s as a fraction of this machine's peak.
+"""Compute efficiency of a glow_tf training step: achieved FLOP/s as a fraction of peak.
 
 Issue 9, item 7 (target >= 50% at the paper config). One process measures,
 side by side:

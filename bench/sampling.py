@@ -307,7 +307,8 @@ def compare_with_pytorch(args) -> int:
         print(f"  export (SavedModel + decoder.onnx): {exported['export_s']:.0f} s", flush=True)
         for round_ in range(args.rounds):
             for name in IMPLEMENTATIONS:
-                env = {"OMP_WAIT_POLICY": "passive"} if name == "pytorch" and args.omp_passive else {}
+                passive = name == "pytorch" and args.omp_passive
+                env = {"OMP_WAIT_POLICY": "passive"} if passive else {}
                 result = run_worker(command(name, directory), env, what=name)
                 results[name].append(result)
                 info[name] = (result["versions"], result["threads"])
@@ -321,7 +322,7 @@ def compare_with_pytorch(args) -> int:
         print(f"{name:12s} {versions}; {threads}")
     print()
     median = {
-        name: {key: statistics.median(r[key] for r in runs) for key in runs[0] if key.endswith("_s")}
+        name: {k: statistics.median(r[k] for r in runs) for k in runs[0] if k.endswith("_s")}
         for name, runs in results.items()
     }
     print(
@@ -349,7 +350,9 @@ def main(argv=None) -> int:
     parser.add_argument("--pytorch-glow", help="compare with this rosinality/glow-pytorch clone")
     parser.add_argument("--width", type=int, default=128, help="with --pytorch-glow")
     parser.add_argument("--rounds", type=int, default=3, help="with --pytorch-glow")
-    parser.add_argument("--omp-passive", action="store_true", help="PyTorch: OMP_WAIT_POLICY=passive")
+    parser.add_argument(
+        "--omp-passive", action="store_true", help="PyTorch: OMP_WAIT_POLICY=passive"
+    )
     parser.add_argument("--threads", type=int, help="with --pytorch-glow: threads of each")
     parser.add_argument("--worker", choices=("export",) + IMPLEMENTATIONS, help=argparse.SUPPRESS)
     parser.add_argument("--dir", help=argparse.SUPPRESS)
