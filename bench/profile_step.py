@@ -8,12 +8,15 @@ TensorBoard's profile plugin), and parses the trace's XSpace itself:
 
     python bench/profile_step.py                       # paper config L=3 K=32 width 512
     python bench/profile_step.py --config L3K8w128     # smaller, faster
-        [--steps 1] [--warmup 2] [--top 15] [--logdir /tmp/glow_tf_profile] [--jit]
+        [--steps 1] [--warmup 2] [--top 15] [--top-names 10] [--jit]
+        [--logdir /tmp/glow_tf_profile]
 
 prints the machine, versions and threads, the wall time of each profiled
 step (the traced function's span on the Python thread), then the top op types
 by time: total milliseconds per step, share of all op time, number of ops
-per step. Op time is the sum over the executor's "name:Type" events (the
+per step; the same grouped (convolutions, matmuls, optimizer, the rest); and
+the top op names with the level/step numbering removed (which layer's which
+op: e.g. ".../network/conv_out/strided_slice/StridedSliceGrad"). Op time is the sum over the executor's "name:Type" events (the
 kernels, on the TF compute threads); with inter-op parallelism the sum can
 exceed the wall time. "executor overhead" is the executor's per-node
 processing time (ExecutorState::Process) not spent inside a kernel.
@@ -55,6 +58,7 @@ def parse_trace(logdir: str, num_steps: int) -> dict:
         space.ParseFromString(file.read())
     op_ps = collections.Counter()
     op_count = collections.Counter()
+    name_ps = collections.Counter()  # op names with the per-step "_N" suffixes removed
     process_ps = 0
     step_ps = []
     for plane in space.planes:
@@ -72,9 +76,11 @@ def parse_trace(logdir: str, num_steps: int) -> dict:
                     if match and match.group(1) not in _CALL_OPS:
                         op_ps[match.group(1)] += event.duration_ps
                         op_count[match.group(1)] += 1
+                        name_ps[re.sub(r"_\d+(?=/|:)", "", name)] += event.duration_ps
     return {
         "op_ms": {k: v / 1e9 / num_steps for k, v in op_ps.items()},
         "op_count": {k: v / num_steps for k, v in op_count.items()},
+        "name_ms": {k: v / 1e9 / num_steps for k, v in name_ps.items()},
         "process_ms": process_ps / 1e9 / num_steps,
         "step_ms": [p / 1e9 for p in step_ps],
         "path": paths[-1],
@@ -87,6 +93,7 @@ def main():
     parser.add_argument("--steps", type=int, default=1, help="profiled steps")
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (tracing)")
     parser.add_argument("--top", type=int, default=15, help="op types to list")
+    parser.add_argument("--top-names", type=int, default=10, help="op names to list")
     parser.add_argument("--logdir", default="/tmp/glow_tf_profile")
     parser.add_argument("--jit", action="store_true", help="compile(jit_compile=True)")
     parser.add_argument("--threads", type=int, help="TF intra- and inter-op threads")
@@ -166,6 +173,10 @@ def main():
     print()
     for name, ms in groups.most_common():
         print(f"{name:56s} {ms:9.1f} ms {ms / total:7.1%}")
+    print(f"\ntop {args.top_names} op names (the same op of every level and step summed):")
+    names = sorted(trace["name_ms"].items(), key=lambda item: -item[1])
+    for name, ms in names[: args.top_names]:
+        print(f"  {ms:9.1f} ms {ms / total:7.1%}  {name}")
 
 
 if __name__ == "__main__":
