@@ -40,7 +40,7 @@ initialising or loading is timed separately as "load"), then --repeats more
 calls after one untimed one, and reports their median images/s.
 
     python bench/sampling.py --pytorch-glow /path/glow-pytorch [--width 128]
-        [--rounds 3] [--repeats 3] [--omp-passive] [--threads N]
+        [--rounds 2] [--repeats 3] [--omp-passive] [--threads N]
 
 prints the machine, versions and thread settings, one line per worker, then
 a table: median images/s over the rounds with its min-max, the ratio to
@@ -349,7 +349,7 @@ def main(argv=None) -> int:
     parser.add_argument("--cifar-width", type=int, default=512)
     parser.add_argument("--pytorch-glow", help="compare with this rosinality/glow-pytorch clone")
     parser.add_argument("--width", type=int, default=128, help="with --pytorch-glow")
-    parser.add_argument("--rounds", type=int, default=3, help="with --pytorch-glow")
+    parser.add_argument("--rounds", type=int, default=2, help="with --pytorch-glow")
     parser.add_argument(
         "--omp-passive", action="store_true", help="PyTorch: OMP_WAIT_POLICY=passive"
     )
