@@ -45,15 +45,23 @@ synchronisation that load penalises. On a quiet machine use neither.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from _common import (
+    REPO,
+    check_pytorch_glow,
+    emit,
+    import_pytorch_glow,
+    limit_threads,
+    machine,
+    pytorch_bins_to_input,
+    run_worker,
+    tf_threads,
+    torch_threads,
+)
 CONFIGS = {"L3K8w128": (3, 8, 128), "L3K32w512": (3, 32, 512)}
 IMPLEMENTATIONS = ("glow_tf", "pytorch", "tfb.Glow")
 IMAGE_SIZE, NUM_BITS, BATCH, LEARNING_RATE = 32, 5, 16, 1e-4
@@ -107,19 +115,11 @@ def run_glow_tf(levels, steps_per_level, width, warmup, steps):
 
 
 def run_pytorch(levels, steps_per_level, width, warmup, steps, pytorch_glow):
-    import functools
     import math
 
     import torch
 
-    sys.path.insert(0, os.path.abspath(pytorch_glow))
-    import model as glow_pytorch  # rosinality/glow-pytorch's model.py
-
-    # its Flow builds AffineCoupling(in_channel, affine=affine) with the default
-    # filter_size=512; the width is set here, the network is its own
-    glow_pytorch.AffineCoupling = functools.partial(
-        glow_pytorch.AffineCoupling, filter_size=width
-    )
+    glow_pytorch = import_pytorch_glow(pytorch_glow, width)
     torch.manual_seed(0)
     model = glow_pytorch.Glow(3, steps_per_level, levels, affine=True, conv_lu=True)
     optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)
@@ -128,7 +128,7 @@ def run_pytorch(levels, steps_per_level, width, warmup, steps, pytorch_glow):
     images = torch.from_numpy(_images()).permute(0, 3, 1, 2).float()  # 0..255, NCHW
 
     def preprocess():  # train.py: to 5 bits, to [-0.5, 0.5), uniform noise
-        x = torch.floor(images / 2 ** (8 - NUM_BITS)) / n_bins - 0.5
+        x = pytorch_bins_to_input(images, NUM_BITS)
         return x + torch.rand_like(x) / n_bins
 
     with torch.no_grad():  # train.py's first iteration: ActNorm init
@@ -148,9 +148,7 @@ def run_pytorch(levels, steps_per_level, width, warmup, steps, pytorch_glow):
     return {
         **result,
         "versions": f"torch {torch.__version__}",
-        "threads": f"torch intra-op {torch.get_num_threads()}, "
-        f"inter-op {torch.get_num_interop_threads()}, "
-        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'default')}",
+        "threads": torch_threads(),
     }
 
 
@@ -190,23 +188,10 @@ def run_tfp_glow(levels, steps_per_level, width, warmup, steps):
     return {**result, "versions": f"tensorflow-probability {tfp.__version__}"}
 
 
-def _limit_threads(implementation, threads):
-    if implementation == "pytorch":
-        import torch
-
-        torch.set_num_threads(threads)
-        torch.set_num_interop_threads(threads)
-    else:
-        import tensorflow as tf
-
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(threads)
-
-
 def worker(args):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if args.threads:
-        _limit_threads(args.worker, args.threads)
+        limit_threads("torch" if args.worker == "pytorch" else "tf", args.threads)
     levels, steps_per_level, width = CONFIGS[args.config]
     common = (levels, steps_per_level, width, args.warmup, args.steps)
     if args.worker == "glow_tf":
@@ -216,13 +201,8 @@ def worker(args):
     else:
         result = run_tfp_glow(*common)
     if "threads" not in result:
-        import tensorflow as tf
-
-        result["threads"] = (
-            f"tf intra-op {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
-            f"inter-op {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}"
-        )
-    print("RESULT " + json.dumps(result), flush=True)
+        result["threads"] = tf_threads()
+    emit(result)
 
 
 # ------------------------------------------------------------------- driver
@@ -235,29 +215,8 @@ def _run_worker(implementation, config, args):
         command += ["--pytorch-glow", args.pytorch_glow]
     if args.threads:
         command += ["--threads", str(args.threads)]
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    if implementation == "pytorch" and args.omp_passive:
-        env["OMP_WAIT_POLICY"] = "passive"
-    done = subprocess.run(command, capture_output=True, text=True, env=env)
-    lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
-    if done.returncode or not lines:
-        raise RuntimeError(f"{implementation} {config} failed:\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT ") :])
-
-
-def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            names = [line.split(":", 1)[1].strip() for line in info if "model name" in line]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    return (
-        f"{cpu}, {os.cpu_count()} logical CPUs, load average {load:.1f}, "
-        f"Python {platform.python_version()}"
-    )
+    env = {"OMP_WAIT_POLICY": "passive"} if implementation == "pytorch" and args.omp_passive else {}
+    return run_worker(command, env, what=f"{implementation} {config}")
 
 
 def driver(args):
@@ -268,7 +227,7 @@ def driver(args):
     configs = args.configs.split(",")
     results = {(i, c): [] for i in implementations for c in configs}
     info = {}
-    print(f"machine: {_machine()}")
+    print(f"machine: {machine()}")
     print(
         f"{args.runs} rounds, {args.warmup} warm-up + {args.steps} timed steps per process, "
         f"batch {BATCH}, {IMAGE_SIZE}x{IMAGE_SIZE}x3, {NUM_BITS} bits",
@@ -328,8 +287,7 @@ def main():
     for config in args.configs.split(","):
         if config not in CONFIGS:
             parser.error(f"unknown config {config!r}; expected some of {tuple(CONFIGS)}")
-    if args.pytorch_glow and not os.path.isfile(os.path.join(args.pytorch_glow, "model.py")):
-        parser.error(f"--pytorch-glow {args.pytorch_glow!r} has no model.py")
+    check_pytorch_glow(parser, args.pytorch_glow)
     if args.worker:
         worker(args)
     else:

@@ -20,6 +20,9 @@ fix what broke here, then extend `COMPAT_CHECKED`.
     never_allocated              keras.src global_state
                                  "uninitialized_variables"
     is_registered_op             tensorflow.python op_def_registry
+    apply_reduced_gradients      TFOptimizer._all_reduce_sum_gradients
+    apply_gradients_if           ReplicaContext.merge_call, tf.__internal__
+                                 strategy_supports_no_merge_call
 
 Not here, on purpose: the protected hooks TFP documents for subclassing
 (`_forward`, `_inverse`, `_forward_log_det_jacobian`, `_parameter_properties`),
@@ -48,6 +51,8 @@ __all__ = [
     "one_pass_bijector_cache",
     "never_allocated",
     "is_registered_op",
+    "apply_reduced_gradients",
+    "apply_gradients_if",
 ]
 
 # Distribution name -> the major.minor versions everything below was checked on.
@@ -186,3 +191,78 @@ def is_registered_op(op_type: str) -> bool:
     unknown op). Checked on TensorFlow 2.21.
     """
     return op_def_registry.get(op_type) is not None
+
+
+def _aggregating_optimizer(optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """The optimizer whose update step sums the replicas' gradients: a
+    LossScaleOptimizer's inner optimizer, else `optimizer` itself."""
+    return getattr(optimizer, "inner_optimizer", optimizer)
+
+
+def _already_reduced(grads_and_vars):
+    return list(grads_and_vars)
+
+
+def apply_reduced_gradients(optimizer: keras.optimizers.Optimizer) -> None:
+    """Makes `optimizer` apply the gradients it is given as they are, without
+    summing them over the replicas of a `tf.distribute` strategy first: for a
+    train step that all-reduces the gradients itself (once, e.g. to clip
+    their global norm) before `optimizer.apply`. Idempotent. Then every
+    `apply` of this optimizer must get gradients already summed over replicas.
+
+    Keras 3's TensorFlow optimizer (`keras.src.backend.tensorflow.optimizer
+    .TFOptimizer._backend_update_step`) sums the gradients with
+    `self._all_reduce_sum_gradients(grads_and_vars)` (an all-reduce in replica
+    context) before its update step; a LossScaleOptimizer delegates the update
+    to its `inner_optimizer`. This replaces that method on the instance by
+    the identity. Checked on Keras 3.15 with TensorFlow 2.21.
+    """
+    target = _aggregating_optimizer(optimizer)
+    if not hasattr(type(target), "_all_reduce_sum_gradients"):
+        raise TypeError(
+            f"{type(target).__name__} does not sum gradients with _all_reduce_sum_gradients; "
+            "glow_tf/compat.py was checked on Keras 3.15's TensorFlow optimizers"
+        )
+    target._all_reduce_sum_gradients = _already_reduced
+
+
+def apply_gradients_if(
+    condition: tf.Tensor, optimizer: keras.optimizers.Optimizer, gradients, variables
+) -> None:
+    """`optimizer.apply(gradients, variables)` when the scalar bool tensor
+    `condition` is true, else nothing at all (weights, optimizer slots and
+    `iterations` stay as they were), from a replica context inside a
+    tf.function. `condition` must be the same on every replica.
+
+    A `tf.cond` in replica context cannot hold a branch that calls
+    `merge_call`, which Keras's TensorFlow optimizer does under a strategy
+    that uses merge calls (MirroredStrategy, MultiWorkerMirroredStrategy,
+    except XLA on GPUs). There the cond runs in cross-replica context and
+    applies the update on each replica, as Keras's own LossScaleOptimizer
+    (`_tf_apply`) does; elsewhere it is a plain `tf.cond`. Relies on
+    `tf.__internal__.distribute.strategy_supports_no_merge_call` and
+    `ReplicaContext.merge_call`. Checked on TensorFlow 2.21 with Keras 3.15.
+    """
+    if not optimizer.built:
+        optimizer.build(variables)  # variables cannot be created in a cond branch
+
+    def apply(gradients):
+        optimizer.apply(gradients, variables)
+        return tf.constant(True)
+
+    if tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(condition, lambda: apply(gradients), lambda: tf.constant(False))
+        return
+
+    def in_cross_replica_context(distribution, condition, gradients):
+        condition = distribution.experimental_local_results(condition)[0]
+
+        def apply_on_every_replica():
+            distribution.extended.call_for_each_replica(apply, args=(gradients,))
+            return tf.constant(True)
+
+        tf.cond(condition, apply_on_every_replica, lambda: tf.constant(False))
+
+    tf.distribute.get_replica_context().merge_call(
+        in_cross_replica_context, args=(condition, gradients)
+    )

@@ -284,3 +284,73 @@ def test_is_registered_op():
     assert compat.is_registered_op("MatrixInverse")
     assert not compat.is_registered_op("BlocksparseMatmul")
     assert not compat.is_registered_op("GlowTfNoSuchOp")
+
+
+# ------------------------------------- apply_reduced_gradients, apply_gradients_if
+
+
+def _sgd_apply_calls(optimizer, strategy, condition=None):
+    """Applies gradient 1 to a variable [0, 0] in `strategy.run`; returns its value
+    and how many tensors went through ReplicaContext.all_reduce."""
+    with strategy.scope():
+        variable = keras.Variable(np.zeros(2, np.float32))
+        optimizer.build([variable])
+    reduced = []
+    original = tf.distribute.ReplicaContext.all_reduce
+
+    def counting(self, reduce_op, value, options=None):
+        reduced.append(len(tf.nest.flatten(value)))
+        return original(self, reduce_op, value, options)
+
+    @tf.function
+    def step():
+        def replica_step():
+            gradients = [tf.ones(2)]
+            if condition is None:
+                optimizer.apply(gradients, [variable])
+            else:
+                compat.apply_gradients_if(tf.constant(condition), optimizer, gradients, [variable])
+
+        strategy.run(replica_step)
+
+    tf.distribute.ReplicaContext.all_reduce = counting
+    try:
+        step()
+    finally:
+        tf.distribute.ReplicaContext.all_reduce = original
+    return variable.numpy(), sum(reduced), int(optimizer.iterations.numpy())
+
+
+@pytest.mark.parametrize("loss_scale", [False, True])
+def test_keras_optimizers_sum_gradients_unless_told_they_are_reduced(loss_scale):
+    strategy = tf.distribute.MirroredStrategy(["CPU:0"])
+
+    def make():
+        with strategy.scope():
+            optimizer = keras.optimizers.SGD(0.5)
+            return keras.optimizers.LossScaleOptimizer(optimizer) if loss_scale else optimizer
+
+    value, reduced, _ = _sgd_apply_calls(make(), strategy)
+    assert reduced == 1  # Keras all-reduces the gradient itself
+    optimizer = make()
+    compat.apply_reduced_gradients(optimizer)
+    compat.apply_reduced_gradients(optimizer)  # idempotent
+    value_once, reduced, _ = _sgd_apply_calls(optimizer, strategy)
+    assert reduced == 0
+    np.testing.assert_array_equal(value_once, value)
+    unscale = 2.0**15 if loss_scale else 1.0  # the loss scaler divides by its initial scale
+    np.testing.assert_array_equal(value, np.float32([-0.5, -0.5]) / unscale)
+
+
+@pytest.mark.parametrize("mirrored", [False, True])
+def test_apply_gradients_if_applies_or_leaves_everything_as_it_was(mirrored):
+    strategy = tf.distribute.MirroredStrategy(["CPU:0"]) if mirrored else tf.distribute.get_strategy()
+    for condition, expected, iterations in ((False, [0.0, 0.0], 0), (True, [-0.5, -0.5], 1)):
+        with strategy.scope():
+            optimizer = keras.optimizers.Adam(0.5)
+        value, _, steps = _sgd_apply_calls(optimizer, strategy, condition)
+        np.testing.assert_allclose(value, expected, rtol=1e-5)
+        assert steps == iterations
+        slots = [v for v in optimizer.variables if "momentum" in v.path or "velocity" in v.path]
+        assert len(slots) == 2
+        assert all(np.all(v.numpy() == 0) for v in slots) == (not condition)

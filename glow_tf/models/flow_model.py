@@ -26,6 +26,7 @@ from glow_tf.flow.multiscale import (
     latent_shapes,
     unflatten_latents,
 )
+from glow_tf.models.non_finite_steps import NonFiniteSteps
 from glow_tf.nn.act_norm import ActNormalization
 from glow_tf.objectives import bits_per_dim, standard_normal_log_prob
 from glow_tf.prior import check_temperature
@@ -436,6 +437,9 @@ class FlowModel(keras.Model):
         self.gradient_clip_norm = gradient_clip_norm
         self.noise_seed = None if noise_seed is None else int(noise_seed)
         super().compile(optimizer, *args, **kwargs)
+        compat.apply_reduced_gradients(self.optimizer)  # train_step all-reduces them once
+        if getattr(self, "non_finite_steps", None) is None:
+            self.non_finite_steps = NonFiniteSteps(self.distribute_strategy)
 
     def get_compile_config(self):
         config = super().get_compile_config()
@@ -470,6 +474,19 @@ class FlowModel(keras.Model):
         return seed
 
     def train_step(self, data):
+        """One update on the global batch, with no host round trip:
+
+            g = sum over replicas of grad(loss / replicas)    (one all-reduce)
+            g = g * min(1, gradient_clip_norm / ||g||)          (if clipping)
+            apply g                     if the loss and g are finite, else skip
+
+        A skipped update leaves the weights, the optimizer's slots and its
+        `iterations` exactly as they were and is counted in
+        `self.non_finite_steps` (read every few steps by `NonFiniteGuard`).
+        Under a LossScaleOptimizer (float16 networks) the optimizer itself
+        skips non-finite gradients (and halves its scale); the record counts
+        those steps.
+        """
         images, y = self._unpack(data)
         with tf.GradientTape() as tape:
             seed = self._training_noise_seed()
@@ -480,9 +497,20 @@ class FlowModel(keras.Model):
             scaled_loss = self.optimizer.scale_loss(loss / replicas)
         variables = self.trainable_variables
         gradients = tape.gradient(scaled_loss, variables)
+        global_loss, gradients = _sum_over_replicas(loss / replicas, gradients)
+        gradients_finite = _all_finite(gradients)
         if getattr(self, "gradient_clip_norm", None):
             gradients = _clip_global_gradient(gradients, self.gradient_clip_norm, self.optimizer)
-        self.optimizer.apply_gradients(zip(gradients, variables))
+        record = getattr(self, "non_finite_steps", None)
+        iterations = tf.convert_to_tensor(self.optimizer.iterations)
+        if isinstance(self.optimizer, keras.optimizers.LossScaleOptimizer):
+            finite = gradients_finite  # what the loss scaler checks; it skips the rest
+            self.optimizer.apply(gradients, variables)
+        else:
+            finite = tf.logical_and(gradients_finite, tf.math.is_finite(global_loss))
+            compat.apply_gradients_if(finite, self.optimizer, gradients, variables)
+        if record is not None:
+            record.record(finite, global_loss, iterations)
         return self._update_metrics(terms, y, penalty)
 
     def test_step(self, data):
@@ -510,16 +538,29 @@ class FlowModel(keras.Model):
 
 
 
-def _clip_global_gradient(gradients, clip_norm: float, optimizer):
-    """Scales this replica's gradients by min(1, clip_norm / ||g||), where g
-    is the sum of all replicas' gradients (the one the optimizer applies) and
-    ||g|| is measured without the optimizer's loss scale (float16 training)."""
+def _sum_over_replicas(loss, gradients):
+    """(loss, gradients) summed over the replicas of the current strategy, in
+    one all-reduce (as they are on one replica); None gradients stay None."""
     context = tf.distribute.get_replica_context()
-    total = gradients
-    if context is not None and context.num_replicas_in_sync > 1:
-        total = context.all_reduce(tf.distribute.ReduceOp.SUM, gradients)
+    if context is None or context.num_replicas_in_sync == 1:
+        return loss, gradients
+    present = [g for g in gradients if g is not None]
+    loss, present = context.all_reduce(tf.distribute.ReduceOp.SUM, (loss, present))
+    present = iter(present)
+    return loss, [None if g is None else next(present) for g in gradients]
+
+
+def _all_finite(gradients) -> tf.Tensor:
+    checks = [tf.reduce_all(tf.math.is_finite(g)) for g in gradients if g is not None]
+    return tf.reduce_all(tf.stack(checks)) if checks else tf.constant(True)
+
+
+def _clip_global_gradient(gradients, clip_norm: float, optimizer):
+    """Scales the gradients (already summed over replicas: the ones the
+    optimizer applies) by min(1, clip_norm / ||g||), ||g|| measured without
+    the optimizer's loss scale (float16 training)."""
     loss_scale = tf.cast(optimizer.scale_loss(tf.constant(1.0)), tf.float32)
-    norm = tf.linalg.global_norm(total) / loss_scale
+    norm = tf.linalg.global_norm([g for g in gradients if g is not None]) / loss_scale
     factor = tf.minimum(1.0, clip_norm / tf.maximum(norm, 1e-12))
     return [None if g is None else g * tf.cast(factor, g.dtype) for g in gradients]
 

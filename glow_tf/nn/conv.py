@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from glow_tf.nn.act_norm import ActNormalization
-from glow_tf.nn.edge_padding import border_indicator, edge_bias_pad
+from glow_tf.nn.edge_padding import border_indicator
 from glow_tf.nn.init_mode import data_dependent_init_active
 from glow_tf.nn.log_scale import StoredAsLogs
 from glow_tf.nn.precision import in_precision_of
@@ -18,6 +18,8 @@ __all__ = [
     "edge_bias_conv",
     "pointwise_conv",
     "shifted_matmul_conv",
+    "split_edge_bias_conv",
+    "edge_bias_term",
 ]
 
 
@@ -30,20 +32,54 @@ def edge_bias_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
       k*k*F <= C       narrow output (the coupling networks' last conv):
                        `shifted_matmul_conv`, one matrix product to k*k*F
                        channels and k*k shifted adds
-      otherwise        edge_bias_pad then one k x k convolution
+      otherwise        `split_edge_bias_conv`: a SAME k x k convolution of x
+                       with the kernel's first C input channels, plus the
+                       border channel's constant [H, W, F] term
 
-    The rule depends on shapes only, not on the device: every form does the
-    same multiply-adds as the convolution (the narrow form adds k*k shifted
-    copies of a k*k*F-channel tensor, no wider than x), and each is one large
-    matrix product on any device. The forms agree to float rounding (they
-    sum the same products in another order); bench/conv_shapes.py times them.
+    No form copies x into a padded, concatenated tensor: the convolution is
+    linear, so the border-indicator channel's contribution is computed from
+    the kernel alone (`edge_bias_term`). The rule depends on shapes only, not
+    on the device: every form does the same multiply-adds as the convolution
+    (the narrow form adds k*k shifted copies of a k*k*F-channel tensor, no
+    wider than x), and each is one large matrix product on any device. The
+    forms agree to float rounding (they sum the same products in another
+    order); bench/conv_shapes.py times them.
     """
     kernel_size = int(kernel.shape[0])
     if kernel_size == 1:
         return pointwise_conv(x, kernel)
     if kernel_size * kernel_size * int(kernel.shape[-1]) <= int(x.shape[-1]):
         return shifted_matmul_conv(x, kernel)
-    return tf.nn.conv2d(edge_bias_pad(x, kernel_size), kernel, 1, "VALID")
+    return split_edge_bias_conv(x, kernel)
+
+
+def edge_bias_term(shape, kernel: tf.Tensor) -> tf.Tensor:
+    """The border-indicator channel's part of conv(edge_bias_pad(x), kernel, VALID),
+    for inputs of `shape` [B, H, W, C] (static H, W) and kernel [k, k, C + 1, F]:
+
+        conv(border_indicator, kernel[:, :, C:, :], VALID)     [1, H, W, F]
+
+    the same for every image (it does not depend on x); non-zero only
+    within (k - 1) / 2 pixels of the border.
+    """
+    kernel_size, channels = int(kernel.shape[0]), int(shape[-1])
+    border = border_indicator(shape, kernel_size, kernel.dtype)
+    return tf.nn.conv2d(border, kernel[:, :, channels:, :], 1, "VALID")
+
+
+def split_edge_bias_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
+    """conv(edge_bias_pad(x), kernel, VALID) without building the padded,
+    concatenated input. A convolution is linear in its input channels, so
+    with x [B, H, W, C] and kernel [k, k, C + 1, F]:
+
+        conv(concat(pad(x), border), kernel, VALID)
+          = conv(x, kernel[:, :, :C, :], SAME)             (zero padding)
+          + conv(border, kernel[:, :, C:, :], VALID)       `edge_bias_term`, [1, H, W, F]
+    """
+    channels = int(x.shape[-1])
+    return tf.nn.conv2d(x, kernel[:, :, :channels, :], 1, "SAME") + edge_bias_term(
+        x.shape, kernel
+    )
 
 
 def pointwise_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
@@ -71,24 +107,52 @@ def shifted_matmul_conv(x: tf.Tensor, kernel: tf.Tensor) -> tf.Tensor:
     constant per-pixel term. Cheaper than the convolution when k*k*F <= C.
     """
     kernel_size, channels, filters = int(kernel.shape[0]), int(x.shape[-1]), int(kernel.shape[-1])
-    pad = (kernel_size - 1) // 2
-    _, height, width, _ = x.shape
     weights = tf.reshape(
         tf.transpose(kernel[:, :, :channels, :], [2, 0, 1, 3]),
         [channels, kernel_size * kernel_size * filters],
     )
     taps = pointwise_conv(x, weights[tf.newaxis, tf.newaxis])
-    taps = tf.pad(taps, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
-    shifted = [
-        taps[:, u : u + height, v : v + width, tap * filters : (tap + 1) * filters]
-        for tap, (u, v) in enumerate(
-            (u, v) for u in range(kernel_size) for v in range(kernel_size)
-        )
-    ]
-    border = tf.nn.conv2d(
-        border_indicator(x.shape, kernel_size, x.dtype), kernel[:, :, channels:, :], 1, "VALID"
-    )
-    return tf.add_n(shifted) + border
+    return _shifted_add(taps, kernel_size) + edge_bias_term(x.shape, kernel)
+
+
+def _shifted_add(taps: tf.Tensor, kernel_size: int) -> tf.Tensor:
+    """The k*k shifted adds of `shifted_matmul_conv`, with a gradient of its own.
+
+    With taps [B, H, W, k*k*F] and p = (k - 1) / 2:
+
+        y[b, i, j, f] = sum_{u, v} pad_p(taps)[b, i + u, j + v, (u, v, f)]
+        d_taps[b, i, j, (u, v, f)] = pad_p(dy)[b, i + 2p - u, j + 2p - v, f]
+
+    The backward is one pad of dy, k*k slices and one concat; autodiff of the
+    slices would write a zero-filled [B, H + 2p, W + 2p, k*k*F] tensor per
+    tap and sum them (the costliest op of a training step). The backward is
+    itself made of differentiable ops, so higher derivatives work too.
+    """
+    _, height, width, tap_channels = taps.shape
+    pad = (kernel_size - 1) // 2
+    filters = int(tap_channels) // (kernel_size * kernel_size)
+    offsets = [(u, v) for u in range(kernel_size) for v in range(kernel_size)]
+    padding = [[0, 0], [pad, pad], [pad, pad], [0, 0]]
+
+    @tf.custom_gradient
+    def shifted_add(taps):
+        padded = tf.pad(taps, padding)
+        shifted = [
+            padded[:, u : u + height, v : v + width, tap * filters : (tap + 1) * filters]
+            for tap, (u, v) in enumerate(offsets)
+        ]
+
+        def gradient(dy):
+            padded_dy = tf.pad(dy, padding)
+            windows = [
+                padded_dy[:, 2 * pad - u : 2 * pad - u + height, 2 * pad - v : 2 * pad - v + width]
+                for u, v in offsets
+            ]
+            return tf.concat(windows, axis=-1)
+
+        return tf.add_n(shifted), gradient
+
+    return shifted_add(taps)
 
 
 def _kernel_shape(input_shape, kernel_size, filters):

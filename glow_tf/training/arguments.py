@@ -181,6 +181,13 @@ def build_parser(prog: str = "train_keras.py") -> argparse.ArgumentParser:
         "--jit", action="store_true", default=None, help="compile the train step with XLA"
     )
     speed.add_argument(
+        "--steps-per-execution",
+        type=int,
+        metavar="N",
+        help="training steps per call of the compiled train function (fewer host round "
+        "trips); must divide the steps per epoch (default 1)",
+    )
+    speed.add_argument(
         "--strategy", choices=STRATEGIES, help="tf.distribute strategy; default: default"
     )
     speed.add_argument("--tpu", help="TPU name or address for --strategy tpu")

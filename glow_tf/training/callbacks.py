@@ -56,48 +56,72 @@ def _first_non_finite_weight(model):
 
 
 class NonFiniteGuard(keras.callbacks.Callback):
-    """Stops training on non-finite weights or on non-finite losses the optimizer cannot skip.
+    """Stops training on non-finite losses or weights, reading the device
+    only every `check_every` steps.
 
-    Without loss scaling, a NaN/Inf loss gives NaN/Inf gradients that the
-    optimizer applies: training stops at the first one (checked after every
-    batch). Under a `keras.optimizers.LossScaleOptimizer` (float16 coupling
-    networks) a step whose gradients are not finite, from an overflow or a
-    NaN/Inf loss, is skipped by design (the weights stay as they were and the
-    loss scale is halved); that is not a failure. Training then stops on:
+    `FlowModel.train_step` checks each update in the graph: an update whose
+    loss or summed gradients are not finite is not applied (the weights and
+    the optimizer state stay as they were) and is counted in the model's
+    `non_finite_steps` record. This guard reads that record every
+    `check_every` steps, at the end of every epoch and of training, and
+    before every checkpoint (`RunCheckpoint(before_save=guard.check)`), so
+    nothing saved follows a non-finite step. It stops:
 
-      - `max_skipped_steps` consecutive skipped steps: the loss scale has fallen
-        by 2**max_skipped_steps, so the overflow does not come from the scale
-        (a forward pass that overflows in float16, NaN weights or data);
-      - a non-finite weight: checked whenever a step is skipped and at the end
-        of every epoch.
+      - without loss scaling: on the first skipped update (the training loss
+        became NaN/Inf), naming the epoch and optimizer step it happened at;
+      - under a `keras.optimizers.LossScaleOptimizer` (float16 coupling
+        networks), where skipped steps are the loss scaler's business (it
+        halves the scale; not a failure), on `max_skipped_steps` consecutive
+        skipped steps: the loss scale has fallen by 2**max_skipped_steps, so
+        the overflow does not come from the scale (a forward pass that
+        overflows in float16, NaN weights or data);
+      - on a non-finite weight: checked when steps were skipped since the
+        last check and at the end of every epoch.
 
-    A skipped step is one after which the optimizer's `iterations` did not
-    advance (one scalar read per batch). Keras logs a running mean of the loss,
-    so after a skipped step the epoch's logged loss reads NaN until the epoch ends.
+    Keras logs a running mean of the loss, so after a skipped step the
+    epoch's logged loss reads NaN until the epoch ends.
 
     Args:
       checkpoint_hint: returns a sentence saying which checkpoint is kept.
       max_skipped_steps: consecutive steps skipped by the loss scaler that
         stop the run (default 20: from the float16 start of 2**15 the scale
         would be below 2**-5, where no gradient overflows).
+      check_every: read the record every N training steps (default 100;
+        1 checks after every batch, a host round trip per step).
     """
 
-    def __init__(self, checkpoint_hint: callable = None, max_skipped_steps: int = 20):
+    def __init__(
+        self, checkpoint_hint: callable = None, max_skipped_steps: int = 20, check_every: int = 100
+    ):
         super().__init__()
         if int(max_skipped_steps) < 1:
             raise ValueError(f"max_skipped_steps must be >= 1, got {max_skipped_steps!r}")
+        if int(check_every) < 1:
+            raise ValueError(f"check_every must be >= 1, got {check_every!r}")
         self.checkpoint_hint = checkpoint_hint or (lambda: "")
         self.max_skipped_steps = int(max_skipped_steps)
+        self.check_every = int(check_every)
         self.skipped_steps = 0
         self.consecutive_skipped_steps = 0
+        self.checks = 0
         self._epoch = 0
-        self._iterations = None
+        self._since_check = 0
+        self._begin = 0
 
     def _loss_scaled(self) -> bool:
         return isinstance(self.model.optimizer, keras.optimizers.LossScaleOptimizer)
 
     def _step(self) -> int:
         return int(self.model.optimizer.iterations.numpy())
+
+    def _record(self):
+        record = getattr(self.model, "non_finite_steps", None)
+        if record is None:
+            raise TypeError(
+                f"NonFiniteGuard needs a compiled FlowModel (its train step records non-finite "
+                f"updates); got {type(self.model).__name__}"
+            )
+        return record
 
     def _stop_if_weights_non_finite(self, epoch):
         variable = _first_non_finite_weight(self.model)
@@ -107,46 +131,67 @@ class NonFiniteGuard(keras.callbacks.Callback):
                 f"training stopped. {self.checkpoint_hint()}"
             )
 
+    def check(self):
+        """Reads the model's record of skipped updates (one small host read)
+        and raises `TrainingStopped` if training must stop."""
+        self.checks += 1
+        self._since_check = 0
+        summary = self._record().read()
+        newly_skipped = summary.count - self.skipped_steps
+        self.skipped_steps = summary.count
+        self.consecutive_skipped_steps = summary.consecutive
+        if not self._loss_scaled():
+            if summary.count:
+                raise TrainingStopped(
+                    f"the training {_what_became(summary.first_loss)} at "
+                    f"{_where(self._epoch, summary.first_step)}; training stopped. "
+                    f"{self.checkpoint_hint()}Try a lower --lr, a longer --warmup-epochs or "
+                    "--clip-norm."
+                )
+            return
+        if newly_skipped:
+            self._stop_if_weights_non_finite(self._epoch)
+        if summary.longest_run >= self.max_skipped_steps:
+            self.consecutive_skipped_steps = summary.longest_run
+            scale = _float(self.model.optimizer.dynamic_scale)
+            raise TrainingStopped(
+                f"{summary.longest_run} consecutive training steps had a non-finite "
+                f"loss or gradients and were skipped by the loss scaler (scale now {scale:g}) "
+                f"at {_where(self._epoch, self._step())}; training stopped. "
+                f"{self.checkpoint_hint()}The float16 networks may overflow in the forward "
+                "pass: try --mixed-precision bf16, a lower --lr or --clip-norm."
+            )
+
     def on_train_begin(self, logs=None):
-        self._iterations = self._step()
+        self._record().reset()
+        self.skipped_steps = 0
         self.consecutive_skipped_steps = 0
+        self._since_check = 0
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._loss_scaled():
-            self._check_skipped_step()
-            return
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(_float(loss)):
-            raise TrainingStopped(
-                f"the training loss became {_float(loss)} at {_where(self._epoch, self._step())}; "
-                f"training stopped. {self.checkpoint_hint()}Try a lower --lr, a longer "
-                "--warmup-epochs or --clip-norm."
-            )
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = batch
 
-    def _check_skipped_step(self):
-        step = self._step()
-        if self._iterations is None or step != self._iterations:
-            self._iterations = step
-            self.consecutive_skipped_steps = 0
-            return
-        self.skipped_steps += 1
-        self.consecutive_skipped_steps += 1
-        self._stop_if_weights_non_finite(self._epoch)
-        if self.consecutive_skipped_steps >= self.max_skipped_steps:
-            scale = _float(self.model.optimizer.dynamic_scale)
-            raise TrainingStopped(
-                f"{self.consecutive_skipped_steps} consecutive training steps had a non-finite "
-                f"loss or gradients and were skipped by the loss scaler (scale now {scale:g}) "
-                f"at {_where(self._epoch, step)}; training stopped. {self.checkpoint_hint()}"
-                "The float16 networks may overflow in the forward pass: try --mixed-precision "
-                "bf16, a lower --lr or --clip-norm."
-            )
+    def on_train_batch_end(self, batch, logs=None):
+        self._since_check += batch - self._begin + 1  # steps_per_execution steps per call
+        if self._since_check >= self.check_every:
+            self.check()
 
     def on_epoch_end(self, epoch, logs=None):
+        self.check()
         self._stop_if_weights_non_finite(epoch)
+
+    def on_train_end(self, logs=None):
+        if self._since_check:
+            self.check()
+
+
+def _what_became(loss: float) -> str:
+    if math.isfinite(loss):
+        return f"gradients became non-finite (loss {loss:g})"
+    return f"loss became {loss}"
 
 
 class InvertibilityGuard(keras.callbacks.Callback):
@@ -234,6 +279,11 @@ class RunCheckpoint(keras.callbacks.Callback):
       batch_in_epoch: batches of the first epoch trained on before this run.
       every_steps: checkpoint within an epoch every N steps; None: never.
       every_seconds: checkpoint within an epoch every N seconds; None: never.
+      before_save: called before every checkpoint; raises to refuse it (e.g.
+        `NonFiniteGuard.check`: nothing is saved after a non-finite step).
+
+    With `steps_per_execution` > 1 Keras calls the batch hooks once per
+    execution; the data position counts every batch of it.
     """
 
     def __init__(
@@ -247,9 +297,11 @@ class RunCheckpoint(keras.callbacks.Callback):
         batch_in_epoch: int = 0,
         every_steps: int | None = None,
         every_seconds: float | None = None,
+        before_save: callable = None,
     ):
         super().__init__()
         self.output_dir = output_dir
+        self.before_save = before_save
         self.store = store
         self.state = dict(state)
         self.best_value, self.best_epoch = best
@@ -263,6 +315,7 @@ class RunCheckpoint(keras.callbacks.Callback):
         self._saved_position = self.position
         self._saved_time = time.monotonic()
         self._batch_logs = {}
+        self._begin = 0
 
     @property
     def model_path(self) -> str:
@@ -273,6 +326,8 @@ class RunCheckpoint(keras.callbacks.Callback):
         return os.path.join(self.output_dir, "best.keras")
 
     def _save(self, epochs_done: int, logs: dict):
+        if self.before_save is not None:
+            self.before_save()
         metrics = {key: _float(value) for key, value in logs.items() if np.size(value) == 1}
         state = {
             **self.state,
@@ -299,9 +354,14 @@ class RunCheckpoint(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = batch
+
     def on_train_batch_end(self, batch, logs=None):
-        self.position += 1
-        self.batch_in_epoch += 1
+        steps = (self.params or {}).get("steps")
+        last = batch if steps is None else min(batch, steps - 1)
+        self.position += last - self._begin + 1
+        self.batch_in_epoch += last - self._begin + 1
         self._batch_logs = logs or {}
         steps_due = self.every_steps and self.position - self._saved_position >= self.every_steps
         time_due = self.every_seconds and time.monotonic() - self._saved_time >= self.every_seconds

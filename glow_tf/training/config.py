@@ -11,6 +11,7 @@
 | seed                   | seed                 | order of the data, init batch, its noise  |
 | dequantization         | (uniform only)       | "uniform" or "variational" (Flow++)       |
 | checkpoint_every_*     |                      | checkpoints within an epoch (resume)      |
+| steps_per_execution    |                      | train steps per compiled call (Keras)     |
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ _POSITIVE_INTS = (
     "sample_every",
     "check_invertibility_every",
     "keep_checkpoints",
+    "steps_per_execution",
 )
 _OPTIONAL_POSITIVE_INTS = (
     "image_size",
@@ -79,6 +81,10 @@ class TrainingConfig(FrozenConfig):
       checkpoint_every_minutes: also checkpoint within an epoch every M
         minutes (so a kill loses at most about M minutes); None: not by time.
       jit: compile the train step with XLA.
+      steps_per_execution: training steps per call of the compiled train
+        function (Keras `compile(steps_per_execution=...)`): fewer host round
+        trips; callbacks, checkpoints within an epoch and the guard's checks
+        happen between executions. It must divide the steps per epoch.
       strategy: a `tf.distribute` strategy name of `STRATEGIES`.
       dequantization: the model's dequantizer, a name of `DEQUANTIZATIONS`:
         "uniform" (OpenAI's) or "variational" (a learned q(u | x), Flow++,
@@ -110,6 +116,7 @@ class TrainingConfig(FrozenConfig):
     checkpoint_every_steps: int | None = None
     checkpoint_every_minutes: float | None = 10.0
     jit: bool = False
+    steps_per_execution: int = 1
     strategy: str = "default"
     dequantization: str = "uniform"
 

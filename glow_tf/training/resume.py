@@ -154,6 +154,26 @@ def resume_point(checkpoint: Checkpoint | None, steps_per_epoch: int) -> tuple[i
     return position, epoch, batch
 
 
+def check_steps_per_execution(
+    steps_per_execution: int, steps_per_epoch: int, batch_in_epoch: int = 0
+) -> None:
+    """Raises ValueError unless `steps_per_execution` divides the steps of
+    every `fit` call: Keras runs whole executions, so an epoch of 6 steps at
+    4 steps per execution would train on 8 batches and the data position of
+    the checkpoints would be wrong."""
+    if steps_per_epoch % steps_per_execution:
+        raise ValueError(
+            f"--steps-per-execution {steps_per_execution} does not divide the "
+            f"{steps_per_epoch} steps per epoch; pass a divisor or another --steps-per-epoch"
+        )
+    if batch_in_epoch % steps_per_execution:
+        raise ValueError(
+            f"the checkpoint to resume from is {batch_in_epoch} batches into its epoch, not a "
+            f"multiple of --steps-per-execution {steps_per_execution}; resume with "
+            "--steps-per-execution 1 (or a divisor of it) up to the end of that epoch"
+        )
+
+
 def fit_from_position(
     model,
     dataset_at: Callable[[int], object],

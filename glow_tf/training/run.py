@@ -36,6 +36,7 @@ from glow_tf.training.errors import TrainingInterrupted, TrainingStopped
 from glow_tf.training.optimizers import initial_loss_scale, make_optimizer
 from glow_tf.training.resume import (
     check_compatible,
+    check_steps_per_execution,
     fit_from_position,
     load_resume_checkpoint,
     optimizer_layout,
@@ -160,6 +161,7 @@ def _build_model(config, training, warmup_steps, candidates, source, chief=True)
     model.compile(
         optimizer,
         jit_compile=training.jit,
+        steps_per_execution=training.steps_per_execution,
         gradient_clip_norm=training.clip_norm,
         noise_seed=training_noise_seed(training.seed)
         if draws_seeded_noise(model.dequantizer)
@@ -227,6 +229,7 @@ def train(
             "replicas of the strategy"
         )
     steps_per_epoch = _steps_per_epoch(training, source)
+    check_steps_per_execution(training.steps_per_execution, steps_per_epoch)
     warmup_steps = training.warmup_steps(steps_per_epoch)
 
     store = CheckpointStore(os.path.join(output_dir, "checkpoints"), keep=training.keep_checkpoints)
@@ -264,6 +267,7 @@ def train(
             config, training, warmup_steps, candidates, source, chief
         )
     position, initial_epoch, batch_in_epoch = resume_point(checkpoint, steps_per_epoch)
+    check_steps_per_execution(training.steps_per_execution, steps_per_epoch, batch_in_epoch)
 
     fixed = fixed_batch(source, "test", 8, seed=training.seed)
     fixed_images, fixed_labels = fixed["image"], (fixed["label"] if labels else None)
@@ -283,6 +287,7 @@ def train(
         )
     else:
         minutes = training.checkpoint_every_minutes
+        guard = cb.NonFiniteGuard(lambda: hint())
         saver = cb.RunCheckpoint(
             output_dir,
             store,
@@ -293,6 +298,7 @@ def train(
             batch_in_epoch=batch_in_epoch,
             every_steps=training.checkpoint_every_steps,
             every_seconds=None if minutes is None else 60 * minutes,
+            before_save=guard.check,
         )
         stop_request = StopRequest()
         hint = lambda: (  # noqa: E731
@@ -304,7 +310,7 @@ def train(
         verbose = 1 if options.verbose is None else options.verbose
         callbacks = [
             EMAEvaluation(),
-            cb.NonFiniteGuard(hint),
+            guard,
             cb.InvertibilityGuard(
                 fixed_images,
                 fixed_labels,

@@ -4,7 +4,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from glow_tf.nn.conv import edge_bias_conv, pointwise_conv, shifted_matmul_conv
+from glow_tf.nn.conv import (
+    edge_bias_conv,
+    edge_bias_term,
+    pointwise_conv,
+    shifted_matmul_conv,
+)
 from glow_tf.nn.edge_padding import border_indicator, edge_bias_pad
 
 
@@ -22,7 +27,14 @@ def _arrays(height, width, channels, filters, size, seed=0):
 
 # (H, W, C, F, k): narrow output (k*k*F <= C) takes the shifted matmul form,
 # 1x1 the pointwise form, the others conv2d
-SHAPES = [(4, 5, 18, 2, 3), (4, 4, 9, 1, 3), (6, 5, 25, 1, 5), (4, 5, 6, 8, 3), (4, 5, 6, 8, 1)]
+SHAPES = [
+    (4, 5, 18, 2, 3),
+    (4, 4, 9, 1, 3),
+    (6, 5, 25, 1, 5),
+    (4, 5, 6, 8, 3),
+    (6, 5, 4, 3, 5),
+    (4, 5, 6, 8, 1),
+]
 
 
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
@@ -85,3 +97,19 @@ def test_conv_act_norm_folds_the_act_norm_into_the_kernel_exactly_enough(size):
     layer.norm.logs.assign(rng.normal(size=8).astype(np.float32) * 0.3)
     want = (reference_conv(x, layer.kernel) + layer.norm.bias) * tf.exp(layer.norm.log_scale)
     np.testing.assert_allclose(layer(x), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(4, 5, 6, 8, 3), (6, 5, 4, 3, 5)], ids=str)
+def test_the_wide_form_never_copies_x_into_a_padded_concatenation(shape):
+    """conv(x, K[:, :, :C], SAME) + the border channel's term, no Pad or Concat of x."""
+    x, kernel = _arrays(*shape)
+    graph = tf.function(edge_bias_conv).get_concrete_function(x, kernel).graph
+    types = {op.type for op in graph.get_operations()}
+    assert "Conv2D" in types
+    assert not types & {"Pad", "PadV2", "MirrorPad", "ConcatV2", "Concat"}, types
+    term = edge_bias_term(x.shape, kernel)
+    assert term.shape == (1, *shape[:2], shape[3])
+    zero_input = reference_conv(tf.zeros_like(x), kernel)  # what the border channel adds
+    np.testing.assert_allclose(term[0], zero_input[1], rtol=1e-6, atol=1e-6)
+    pad = (shape[4] - 1) // 2
+    np.testing.assert_allclose(term[:, pad:-pad, pad:-pad], 0.0)

@@ -72,6 +72,8 @@ def test_flags_replace_their_fields():
         "--seed",
         "3",
         "--jit",
+        "--steps-per-execution",
+        "4",
         "--keep-checkpoints",
         "5",
         "--conditional",
@@ -94,6 +96,7 @@ def test_flags_replace_their_fields():
         warmup_unit="epochs",
         seed=3,
         jit=True,
+        steps_per_execution=4,
         keep_checkpoints=5,
         dequantization="variational",
     )

@@ -160,7 +160,7 @@ def test_a_run_of_skipped_steps_stops_training_and_keeps_the_checkpoint(tmp_path
     model = _float16_compiled()
     store = CheckpointStore(str(tmp_path / "checkpoints"))
     saver = RunCheckpoint(str(tmp_path), store, {"config": TINY.to_dict()})
-    guard = NonFiniteGuard(max_skipped_steps=3)
+    guard = NonFiniteGuard(max_skipped_steps=3, check_every=1)
     model.fit(_data(), epochs=1, verbose=0, callbacks=[guard, saver])
     with pytest.raises(
         TrainingStopped,
