@@ -9,12 +9,16 @@ fresh process; the processes alternate (glow_tf, PyTorch, tfb.Glow, glow_tf,
     L3K32w512  L = 3, K = 32, width 512 (the paper's CIFAR-10 model)
 
 and the table gives the median images/second over the rounds, their spread
-(min-max) and the ratios. Ratios of medians measured side by side hold on a
+(min-max), the ratios, and the median time of the first training step
+(tracing and graph optimisation included; building the model and its
+data-dependent init are timed apart). Ratios of medians measured side by side hold on a
 loaded machine; the absolute numbers do not.
 
 How each one trains (what a user of each runs):
-  glow_tf      GlowModel + model.initialize(batch) + compile(Adam) and
-               train_on_batch (Keras's compiled train step).
+  glow_tf      GlowModel + model.initialize(batch) + compile(glow_tf's
+               fused Adam) and train_on_batch (Keras's compiled train step);
+               each level's steps run as one loop (the default).
+  glow_tf-unrolled  the same with loop_steps=False (every step traced).
   PyTorch      rosinality/glow-pytorch's Glow(3, K, L, affine=True,
                conv_lu=True) with its coupling width set, and its train.py's
                step: quantise to 5 bits, add uniform noise, forward, its
@@ -63,7 +67,7 @@ from _common import (
     torch_threads,
 )
 CONFIGS = {"L3K8w128": (3, 8, 128), "L3K32w512": (3, 32, 512)}
-IMPLEMENTATIONS = ("glow_tf", "pytorch", "tfb.Glow")
+IMPLEMENTATIONS = ("glow_tf", "glow_tf-unrolled", "pytorch", "tfb.Glow")
 IMAGE_SIZE, NUM_BITS, BATCH, LEARNING_RATE = 32, 5, 16, 1e-4
 
 
@@ -75,26 +79,30 @@ def _images(seed: int = 0):
 
 
 def _timed(step, warmup: int, steps: int) -> dict:
+    """First step (tracing included), the rest of the warm-up, then timed steps."""
     start = time.perf_counter()
-    for _ in range(warmup):
-        step()
+    step()
     first = time.perf_counter() - start
+    for _ in range(warmup - 1):
+        step()
+    warmup_s = time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - start
-    return {"warmup_s": first, "img_per_s": BATCH * steps / seconds}
+    return {"first_step_s": first, "warmup_s": warmup_s, "img_per_s": BATCH * steps / seconds}
 
 
 # ------------------------------------------------------------------ workers
 
 
-def run_glow_tf(levels, steps_per_level, width, warmup, steps):
+def run_glow_tf(levels, steps_per_level, width, warmup, steps, loop_steps=True):
     sys.path.insert(0, REPO)
     import keras
     import tensorflow as tf
 
     from glow_tf import GlowConfig, GlowModel
+    from glow_tf.training.optimizers import Adam
 
     config = GlowConfig(
         image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
@@ -105,13 +113,20 @@ def run_glow_tf(levels, steps_per_level, width, warmup, steps):
         permutation="conv1x1",
         lu_decomposed=True,
         num_bits=NUM_BITS,
+        loop_steps=loop_steps,
     )
     images = _images()
+    start = time.perf_counter()
     model = GlowModel(config)
     model.initialize(images)
-    model.compile(keras.optimizers.Adam(LEARNING_RATE))
+    model.compile(Adam(LEARNING_RATE))
+    init_s = time.perf_counter() - start
     result = _timed(lambda: model.train_on_batch(images), warmup, steps)
-    return {**result, "versions": f"tensorflow {tf.__version__}, keras {keras.__version__}"}
+    return {
+        **result,
+        "init_s": init_s,
+        "versions": f"tensorflow {tf.__version__}, keras {keras.__version__}",
+    }
 
 
 def run_pytorch(levels, steps_per_level, width, warmup, steps, pytorch_glow):
@@ -196,6 +211,8 @@ def worker(args):
     common = (levels, steps_per_level, width, args.warmup, args.steps)
     if args.worker == "glow_tf":
         result = run_glow_tf(*common)
+    elif args.worker == "glow_tf-unrolled":
+        result = run_glow_tf(*common, loop_steps=False)
     elif args.worker == "pytorch":
         result = run_pytorch(*common, args.pytorch_glow)
     else:
@@ -226,6 +243,7 @@ def driver(args):
     ]
     configs = args.configs.split(",")
     results = {(i, c): [] for i in implementations for c in configs}
+    first_steps = {(i, c): [] for i in implementations for c in configs}
     info = {}
     print(f"machine: {machine()}")
     print(
@@ -238,31 +256,35 @@ def driver(args):
             for implementation in implementations:
                 result = _run_worker(implementation, config, args)
                 results[implementation, config].append(result["img_per_s"])
+                first_steps[implementation, config].append(result["first_step_s"])
                 info[implementation] = (result["versions"], result["threads"])
                 print(
                     f"  round {round_ + 1} {config:10s} {implementation:9s} "
-                    f"{result['img_per_s']:7.2f} img/s (first {args.warmup} steps "
-                    f"{result['warmup_s']:.0f} s)",
+                    f"{result['img_per_s']:7.2f} img/s (first step "
+                    f"{result['first_step_s']:.1f} s"
+                    + (f", build + init {result['init_s']:.1f} s" if "init_s" in result else "")
+                    + ")",
                     flush=True,
                 )
     print()
     for implementation, (versions, threads) in info.items():
         print(f"{implementation:9s} {versions}; {threads}")
     print()
-    header = f"{'config':10s} {'implementation':14s} {'img/s':>7s} {'min-max':>13s}"
-    header += "  vs PyTorch  vs tfb.Glow"
+    header = f"{'config':10s} {'implementation':16s} {'img/s':>7s} {'min-max':>13s}"
+    header += "  vs PyTorch  vs tfb.Glow  first step s"
     print(header)
     for config in configs:
         medians = {i: statistics.median(results[i, config]) for i in implementations}
         for implementation in implementations:
             runs = results[implementation, config]
             line = (
-                f"{config:10s} {implementation:14s} {medians[implementation]:7.2f} "
+                f"{config:10s} {implementation:16s} {medians[implementation]:7.2f} "
                 f"{min(runs):6.2f}-{max(runs):<6.2f}"
             )
             for other in ("pytorch", "tfb.Glow"):
                 ratio = medians[implementation] / medians[other] if other in medians else None
                 line += f"  {ratio:9.2f}x" if ratio else "           "
+            line += f"  {statistics.median(first_steps[implementation, config]):12.1f}"
             print(line)
 
 
