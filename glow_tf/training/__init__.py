@@ -15,10 +15,12 @@ from glow_tf.training.config import TrainingConfig
 from glow_tf.training.distribution import STRATEGIES, is_chief, make_strategy
 from glow_tf.training.ema import EMAEvaluation, ema_weights, has_ema
 from glow_tf.training.errors import TrainingStopped
-from glow_tf.training.optimizers import OPTIMIZERS, OpenAIAdamax, make_optimizer
+from glow_tf.training.optimizers import OPTIMIZERS, Adam, Adamax, OpenAIAdamax, make_optimizer
 from glow_tf.training.schedules import LinearWarmup
 
 __all__ = [
+    "Adam",
+    "Adamax",
     "Checkpoint",
     "CheckpointStore",
     "EMAEvaluation",

@@ -2,6 +2,8 @@
 steps compute; its recomputed backward pass gives autodiff's gradients; the
 traced graph does not grow with the number of steps."""
 
+import functools
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -112,8 +114,9 @@ def test_recomputed_gradients_inside_a_tf_function(models32):
     x = _flow_input(tf.float32, seed=2)
     eager = _gradients(model, x)[1]
     traced = tf.function(lambda x: _gradients(model, x)[1])(x)
+    scale = max(float(tf.reduce_max(tf.abs(g))) for g in eager)
     for g, g_traced in zip(eager, traced):
-        np.testing.assert_allclose(g_traced, g, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(g_traced, g, rtol=1e-5, atol=1e-5 * scale)
 
 
 def test_export_recording_and_init_unroll_the_steps(models32):
@@ -125,6 +128,7 @@ def test_export_recording_and_init_unroll_the_steps(models32):
     assert level.runs_steps_as_loop()
 
 
+@functools.lru_cache(maxsize=None)
 def _graph_size(config: GlowConfig) -> tuple[int, int]:
     """(nodes of the traced loss + gradient graph with its functions, trainable weights)."""
     model = GlowModel(config)
