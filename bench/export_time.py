@@ -131,12 +131,21 @@ def instrument(timer: PhaseTimer) -> None:
 
     timer.wrap(ServedFlow, "function", trace_label)
     timer.wrap(export.exporter, "write_saved_model", "saved_model write")
-    timer.wrap(export.onnx, "convert_to_onnx", lambda served, name, *a, **k: f"onnx {name}")
+    current = {"graph": ""}
+
+    def onnx_label(served, name, *args, **kwargs):
+        current["graph"] = name
+        return f"onnx {name}"
+
+    def sub(phase):
+        return lambda *args, **kwargs: f"  {current['graph']} {phase}"
+
+    timer.wrap(export.onnx, "convert_to_onnx", onnx_label)
     timer.wrap(export.onnx.onnx, "save", "onnx save")
-    timer.wrap(tf2onnx.tf_loader, "convert_variables_to_constants_v2", "  freeze")
-    timer.wrap(tf2onnx.tf_loader, "tf_optimize", "  grappler")
-    timer.wrap(tf2onnx.convert, "process_tf_graph", "  tf -> onnx")
-    timer.wrap(tf2onnx.optimizer, "optimize_graph", "  onnx optimizers")
+    timer.wrap(tf2onnx.tf_loader, "convert_variables_to_constants_v2", sub("freeze"))
+    timer.wrap(tf2onnx.tf_loader, "tf_optimize", sub("grappler"))
+    timer.wrap(tf2onnx.convert, "process_tf_graph", sub("tf -> onnx"))
+    timer.wrap(tf2onnx.optimizer, "optimize_graph", sub("onnx optimizers"))
 
 
 def uptime() -> str:
