@@ -61,7 +61,8 @@ and `encode`; ONNX has no op that fails a request, so tf2onnx drops the asserts
 and dtypes: the batch cap, batch agreement, value ranges and finiteness are the
 ONNX client's job.
 
-Each function is traced once, on first use, inside `precomputed_inverses()`:
+Each function is traced once, on first use, without autograph (nothing in the
+flow branches or loops on a tensor's value), inside `precomputed_inverses()`:
 the 1x1 convolutions' W^-1 and log|det W| enter the graphs as constants (no
 MatrixInverse / LogMatrixDeterminant), while the other weights stay
 variables. A `ServedFlow` is a snapshot: build a new one after the weights
@@ -76,6 +77,7 @@ import tensorflow as tf
 
 from glow_tf import FlowModel, postprocess, precomputed_inverses
 from glow_tf.data.dequantize import bin_centre_noise
+from glow_tf.flow.multiscale import unflatten_latents
 from glow_tf.prior import check_temperature
 
 __all__ = [
@@ -153,6 +155,7 @@ class ServedFlow:
             "encode_with_noise": self._encode_with_noise,
         }
         self._traced = {}
+        self._flows = {}
 
     def function(self, name: str) -> tf.types.experimental.GenericFunction:
         """The `tf.function` of a signature or ONNX graph, traced on first use."""
@@ -161,7 +164,12 @@ class ServedFlow:
             if name not in self._bodies:
                 known = [*self._bodies, *_ONNX_SOURCES]
                 raise ValueError(f"unknown function {name!r}; expected one of {known}")
-            function = tf.function(self._bodies[name], input_signature=[self.input_specs[name]])
+            # autograph=False: the bodies and the flow have no tensor-dependent Python
+            # control flow, and converting every bijector method costs about as much as
+            # tracing it (same graph either way)
+            function = tf.function(
+                self._bodies[name], input_signature=[self.input_specs[name]], autograph=False
+            )
             with precomputed_inverses():
                 function.get_concrete_function()
             self._traced[name] = function
@@ -229,21 +237,77 @@ class ServedFlow:
             checked[first] = _after(checked[first], batch)
         return checked
 
+    def _flow(self, direction: str):
+        """The model's inverse flow ("decode": per-level latents, temperature, labels ->
+        continuous images) or forward flow ("encode": images, noise, labels -> latents and
+        bits/dim) as a `tf.function` traced once and called by every signature of that
+        direction (a function call in their graphs, inlined when they run), so the flow is
+        traced twice per export, not once per signature."""
+        if direction not in self._flows:
+            batch, labels = self.batch_size, self.config.conditional
+            if direction == "decode":
+                specs = {
+                    f"eps_{i}": tf.TensorSpec([batch, *shape], tf.float32)
+                    for i, shape in enumerate(self.model.latent_shapes)
+                }
+                specs["temperature"] = tf.TensorSpec([], tf.float32)
+
+                def body(inputs):
+                    latents = [inputs[name] for name in specs if name.startswith("eps_")]
+                    return self.model.decode(
+                        latents,
+                        y=inputs.get("labels"),
+                        temperature=inputs["temperature"],
+                        as_uint8=False,
+                    )
+
+            else:
+                image_shape = [batch, *self.config.image_shape]
+                specs = {
+                    "images": tf.TensorSpec(image_shape, tf.uint8),
+                    "noise": tf.TensorSpec(image_shape, tf.float32),
+                }
+
+                def body(inputs):
+                    encoding = self.model.encode(
+                        inputs["images"], y=inputs.get("labels"), noise=inputs["noise"]
+                    )
+                    return {
+                        "eps": encoding.flat,
+                        "latents": list(encoding.latents),
+                        "bits_per_dim": encoding.bits_per_dim,
+                    }
+
+            if labels:
+                specs["labels"] = tf.TensorSpec([batch], tf.int32)
+            self._flows[direction] = tf.function(
+                body, input_signature=[specs], autograph=False
+            )
+        return self._flows[direction]
+
     def _decoded(self, latents: dict, temperature, labels) -> dict:
         """{"eps": flat} or {"eps_i": level i} -> images and continuous, both checked."""
         temperature = check_temperature(temperature)
         latents = [_check_latent(eps, temperature, name) for name, eps in latents.items()]
-        latents = latents[0] if len(latents) == 1 and latents[0].shape.rank == 2 else latents
-        x = self.model.decode(latents, y=labels, temperature=temperature, as_uint8=False)
+        if len(latents) == 1 and latents[0].shape.rank == 2:
+            latents = unflatten_latents(latents[0], self.model.latent_shapes)
+        inputs = {f"eps_{i}": eps for i, eps in enumerate(latents)}
+        inputs["temperature"] = temperature
+        if labels is not None:
+            inputs["labels"] = labels
+        x = self._flow("decode")(inputs)
         x = _check_finite_output(x, "continuous")
         return {"images": postprocess(x, self.config.num_bits), "continuous": x}
 
     def _encoded(self, images, noise, labels) -> dict:
-        encoding = self.model.encode(images, y=labels, noise=noise)
-        flat = tf.reshape(encoding.flat, [self.batch_size or -1, self.config.num_dims])
+        inputs = {"images": images, "noise": noise}
+        if labels is not None:
+            inputs["labels"] = labels
+        encoding = self._flow("encode")(inputs)
+        flat = tf.reshape(encoding["eps"], [self.batch_size or -1, self.config.num_dims])
         outputs = {"eps": flat}
-        outputs.update({f"eps_{i}": eps for i, eps in enumerate(encoding.latents)})
-        outputs["bits_per_dim"] = encoding.bits_per_dim
+        outputs.update({f"eps_{i}": eps for i, eps in enumerate(encoding["latents"])})
+        outputs["bits_per_dim"] = encoding["bits_per_dim"]
         return {name: _check_finite_output(value, name) for name, value in outputs.items()}
 
     def _sample(self, inputs):
