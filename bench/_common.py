@@ -39,6 +39,33 @@ def machine() -> str:
     )
 
 
+def uptime() -> str:
+    """`uptime`'s line (time and load averages)."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return "(uptime unavailable)"
+
+
+def bench_glow_config(levels: int, steps: int, width: int, image_size: int = 32, **changes):
+    """The benchmarks' Glow: image_size x image_size x 3, 5 bits, affine
+    couplings, LU-decomposed 1x1 convs (rosinality/glow-pytorch's default)."""
+    sys.path.insert(0, REPO)
+    from glow_tf import GlowConfig
+
+    return GlowConfig(
+        image_shape=(image_size, image_size, 3),
+        num_levels=levels,
+        num_steps=steps,
+        hidden_channels=width,
+        coupling="affine",
+        permutation="conv1x1",
+        lu_decomposed=True,
+        num_bits=5,
+        **changes,
+    )
+
+
 def tf_versions() -> str:
     import keras
     import tensorflow as tf

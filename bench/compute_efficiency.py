@@ -51,9 +51,9 @@ import time
 
 import numpy as np
 
-from _common import REPO, limit_threads, machine, tf_threads, tf_versions
+from _common import REPO, bench_glow_config, limit_threads, machine, tf_threads, tf_versions
 
-BATCH, IMAGE_SIZE, NUM_BITS = 16, 32, 5
+BATCH, IMAGE_SIZE = 16, 32
 CONFIGS = {"paper": (3, 32, 512), "quick": (3, 8, 128)}
 
 
@@ -107,25 +107,16 @@ def measure_peak(reps: int) -> dict:
 
 def measure_step(levels, steps, width, warmup, timed) -> dict:
     sys.path.insert(0, REPO)
-    import keras
 
-    from glow_tf import GlowConfig, GlowModel
+    from glow_tf import GlowModel
+    from glow_tf.training.optimizers import Adam
 
-    config = GlowConfig(
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        num_levels=levels,
-        num_steps=steps,
-        hidden_channels=width,
-        coupling="affine",
-        permutation="conv1x1",
-        lu_decomposed=True,
-        num_bits=NUM_BITS,
-    )
+    config = bench_glow_config(levels, steps, width, IMAGE_SIZE)
     images = np.random.default_rng(0).integers(0, 256, (BATCH, IMAGE_SIZE, IMAGE_SIZE, 3))
     images = images.astype(np.uint8)
     model = GlowModel(config)
     model.initialize(images)
-    model.compile(keras.optimizers.Adam(1e-4))
+    model.compile(Adam(1e-4))
     start = time.perf_counter()
     for _ in range(warmup):
         model.train_on_batch(images)

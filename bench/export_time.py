@@ -40,6 +40,8 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from _common import uptime  # noqa: E402
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 
@@ -146,13 +148,6 @@ def instrument(timer: PhaseTimer) -> None:
     timer.wrap(tf2onnx.tf_loader, "tf_optimize", sub("grappler"))
     timer.wrap(tf2onnx.convert, "process_tf_graph", sub("tf -> onnx"))
     timer.wrap(tf2onnx.optimizer, "optimize_graph", sub("onnx optimizers"))
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "(uptime unavailable)"
 
 
 def main(argv=None) -> int:

@@ -24,15 +24,10 @@ import sys
 import tempfile
 import time
 
+from _common import uptime
+
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TARGET_RATIO = 2.0
-
-
-def uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    except OSError:
-        return "(uptime unavailable)"
 
 
 def main(argv=None) -> int:

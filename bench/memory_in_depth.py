@@ -25,9 +25,9 @@ import statistics
 import sys
 import time
 
-from _common import REPO, emit, machine, run_worker
+from _common import REPO, bench_glow_config, emit, machine, run_worker
 
-IMAGE, BITS = 32, 5
+IMAGE = 32
 
 
 def worker(args):
@@ -35,17 +35,11 @@ def worker(args):
     import numpy as np
     import tensorflow as tf
 
-    from glow_tf import GlowConfig, GlowModel
+    from glow_tf import GlowModel
     from glow_tf.training.optimizers import Adam
 
-    config = GlowConfig(
-        image_shape=(IMAGE, IMAGE, 3),
-        num_levels=args.levels,
-        num_steps=args.depth,
-        hidden_channels=args.width,
-        num_bits=BITS,
-        lu_decomposed=True,
-        recompute_gradients=args.recompute,
+    config = bench_glow_config(
+        args.levels, args.depth, args.width, IMAGE, recompute_gradients=args.recompute
     )
     images = np.random.default_rng(0).integers(0, 256, (args.batch, IMAGE, IMAGE, 3), np.uint8)
     model = GlowModel(config)

@@ -38,10 +38,10 @@ import time
 
 import numpy as np
 
-from _common import REPO, limit_threads, machine, tf_threads, tf_versions
+from _common import REPO, bench_glow_config, limit_threads, machine, tf_threads, tf_versions
 
 CONFIGS = {"L3K32w512": (3, 32, 512), "L3K8w128": (3, 8, 128)}
-BATCH, IMAGE_SIZE, NUM_BITS = 16, 32, 5
+BATCH, IMAGE_SIZE = 16, 32
 _OP_EVENT = re.compile(r"^[^:]+:([A-Z_][A-Za-z0-9_]*)$")  # "scope/name:OpType"
 _CALL_OPS = {"PartitionedCall", "StatefulPartitionedCall", "While", "If", "StatelessWhile"}
 
@@ -100,24 +100,15 @@ def main():
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     sys.path.insert(0, REPO)
-    import keras
     import tensorflow as tf
 
-    from glow_tf import GlowConfig, GlowModel
+    from glow_tf import GlowModel
+    from glow_tf.training.optimizers import Adam
 
     if args.threads:
         limit_threads("tf", args.threads)
     levels, steps, width = CONFIGS[args.config]
-    config = GlowConfig(
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        num_levels=levels,
-        num_steps=steps,
-        hidden_channels=width,
-        coupling="affine",
-        permutation="conv1x1",
-        lu_decomposed=True,
-        num_bits=NUM_BITS,
-    )
+    config = bench_glow_config(levels, steps, width, IMAGE_SIZE)
     print(f"machine: {machine()}")
     print(f"{tf_versions()}; {tf_threads()}")
     print(
@@ -129,7 +120,7 @@ def main():
     images = images.astype(np.uint8)
     model = GlowModel(config)
     model.initialize(images)
-    model.compile(keras.optimizers.Adam(1e-4), jit_compile=bool(args.jit))
+    model.compile(Adam(1e-4), jit_compile=bool(args.jit))
     start = time.perf_counter()
     for _ in range(args.warmup):
         model.train_on_batch(images)

@@ -56,6 +56,7 @@ import time
 
 from _common import (
     REPO,
+    bench_glow_config,
     check_pytorch_glow,
     emit,
     import_pytorch_glow,
@@ -101,20 +102,10 @@ def run_glow_tf(levels, steps_per_level, width, warmup, steps, loop_steps=True):
     import keras
     import tensorflow as tf
 
-    from glow_tf import GlowConfig, GlowModel
+    from glow_tf import GlowModel
     from glow_tf.training.optimizers import Adam
 
-    config = GlowConfig(
-        image_shape=(IMAGE_SIZE, IMAGE_SIZE, 3),
-        num_levels=levels,
-        num_steps=steps_per_level,
-        hidden_channels=width,
-        coupling="affine",
-        permutation="conv1x1",
-        lu_decomposed=True,
-        num_bits=NUM_BITS,
-        loop_steps=loop_steps,
-    )
+    config = bench_glow_config(levels, steps_per_level, width, IMAGE_SIZE, loop_steps=loop_steps)
     images = _images()
     start = time.perf_counter()
     model = GlowModel(config)
