@@ -57,6 +57,7 @@ import tempfile
 import time
 
 from _common import (
+    bench_glow_config,
     check_pytorch_glow,
     emit,
     import_pytorch_glow,
@@ -194,16 +195,7 @@ IMAGE_SHAPE, LEVELS, STEPS = (32, 32, 3), 3, 8
 
 def cifar_model(width: int):
     """The L=3 K=8 32x32x3 GlowModel (affine, LU), initialised on seeded images."""
-    config = GlowConfig(
-        image_shape=IMAGE_SHAPE,
-        num_levels=LEVELS,
-        num_steps=STEPS,
-        hidden_channels=width,
-        coupling="affine",
-        permutation="conv1x1",
-        lu_decomposed=True,
-        num_bits=5,
-    )
+    config = bench_glow_config(LEVELS, STEPS, width, IMAGE_SHAPE[0])
     model = GlowModel(config)
     rng = np.random.default_rng(0)
     model.initialize(rng.integers(0, 256, (16, *IMAGE_SHAPE)).astype(np.uint8))

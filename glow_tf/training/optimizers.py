@@ -34,10 +34,11 @@ def _slot_handles(optimizer, variable, *slot_lists):
 def _update_constants(optimizer, learning_rate, dtype) -> dict:
     """lr, beta_1, beta_2, epsilon and beta_i^t (t = iterations + 1) in
     `dtype`, built once per update (graph, learning-rate tensor) and shared
-    by every weight's fused kernel, rather than a dozen ops per weight."""
-    key = (id(tf.compat.v1.get_default_graph()), id(learning_rate), tf.as_dtype(dtype))
+    by every weight's fused kernel, rather than a dozen ops per weight
+    (eagerly, built afresh each call: nothing stale is reused)."""
+    key = (tf.compat.v1.get_default_graph(), learning_rate, tf.as_dtype(dtype))
     cache = getattr(optimizer, "_glow_tf_update_constants", None)
-    if cache is None or cache[0] != key:
+    if tf.executing_eagerly() or cache is None or any(a is not b for a, b in zip(cache[0], key)):
         step = ops.cast(optimizer.iterations + 1, dtype)
         beta_1 = ops.cast(optimizer.beta_1, dtype)
         beta_2 = ops.cast(optimizer.beta_2, dtype)

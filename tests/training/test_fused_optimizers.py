@@ -69,6 +69,20 @@ def test_one_kernel_per_weight(name):
     assert len(ours) < len(theirs)
 
 
+@pytest.mark.parametrize("name", sorted(PAIRS))
+def test_eager_updates_build_their_constants_each_call(name):
+    fused, keras_class = PAIRS[name]
+    results = []
+    for optimizer in (fused(0.01, beta_2=0.99), keras_class(0.01, beta_2=0.99)):
+        variable = keras.Variable(_weights("float32")[0])
+        optimizer.build([variable])
+        rng = np.random.default_rng(2)
+        for _ in range(10):  # eager calls: beta_1^t must follow the step count
+            optimizer.apply_gradients([(tf.constant(rng.normal(size=(3, 4)), tf.float32), variable)])
+        results.append(variable.numpy())
+    np.testing.assert_allclose(results[0], results[1], rtol=2e-6, atol=2e-6)
+
+
 def test_amsgrad_takes_keras_update():
     ours, _ = _train(lambda: Adam(0.01, amsgrad=True), "float32", steps=5)
     theirs, _ = _train(lambda: keras.optimizers.Adam(0.01, amsgrad=True), "float32", steps=5)
